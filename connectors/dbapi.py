@@ -1,0 +1,206 @@
+"""The Python DB-API 2.0 door: `quarrydb.connect()` and its cursors, shaped like DuckDB's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from quarrydb.engine.database import Database
+from quarrydb.engine.errors import InterfaceError, ProgrammingError
+from quarrydb.engine.session import Params, Result, Session
+
+apilevel = "2.0"
+threadsafety = 1  # share the module, not connections
+paramstyle = "qmark"
+
+
+class Connection:
+    """An open database. Use as a context manager to close it at the end of a block."""
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self._database = Database(path)
+        self._cursors: list[Cursor] = []
+        self._closed = False
+        self._default: Cursor | None = None
+
+    @property
+    def path(self) -> str:
+        return self._database.path
+
+    def cursor(self) -> Cursor:
+        self._check_open()
+        cursor = Cursor(self)
+        self._cursors.append(cursor)
+        return cursor
+
+    def execute(self, sql: str, params: Params = None) -> Cursor:
+        """A shortcut like DuckDB's and sqlite3's: run on a new cursor and return it."""
+        return self.cursor().execute(sql, params)
+
+    def commit(self) -> None:
+        """Statements commit as they run (autocommit, as DuckDB); an explicit BEGIN is committed."""
+        self._check_open()
+        self._end_transaction("COMMIT")
+
+    def rollback(self) -> None:
+        self._check_open()
+        self._end_transaction("ROLLBACK")
+
+    def _end_transaction(self, command: str) -> None:
+        for cursor in self._cursors:
+            if cursor._session is not None and cursor._session.con is not None:
+                try:
+                    cursor._session.con.execute(command)
+                except Exception:  # no transaction open on this cursor: nothing to end
+                    pass
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        for cursor in list(self._cursors):
+            cursor.close()
+        self._database.close()
+        self._closed = True
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise InterfaceError("the connection is closed")
+
+    def _new_session(self) -> Session:
+        return Session(self._database)
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class Cursor:
+    """Runs statements and holds the last result as Arrow, fetched in any shape."""
+
+    arraysize = 1
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._session: Session | None = connection._new_session()
+        self._result: Result | None = None
+        self._position = 0
+
+    # --- running -------------------------------------------------------------------------------
+
+    def execute(self, sql: str, params: Params = None) -> Cursor:
+        session = self._live_session()
+        self._result = None
+        self._result = session.execute(sql, params)
+        self._position = 0
+        return self
+
+    def executemany(self, sql: str, seq_of_params: Sequence[Params]) -> Cursor:
+        total = 0
+        for params in seq_of_params:
+            self.execute(sql, params)
+            total += max(self.rowcount, 0)
+        if self._result is not None:
+            self._result.rowcount = total
+        return self
+
+    # --- what the last statement returned ------------------------------------------------------
+
+    @property
+    def description(self) -> list[tuple[Any, ...]] | None:
+        table = self._result.table if self._result else None
+        if table is None:
+            return None
+        return [(f.name, str(f.type), None, None, None, None, f.nullable) for f in table.schema]
+
+    @property
+    def rowcount(self) -> int:
+        return self._result.rowcount if self._result else -1
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """Model work of the last statement: model_inputs, cache_hits and per-stage figures."""
+        return self._result.stats if self._result else {}
+
+    @property
+    def warnings(self) -> list[str]:
+        return self._result.warnings if self._result else []
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        rows = self.fetchmany(1)
+        return rows[0] if rows else None
+
+    def fetchmany(self, size: int | None = None) -> list[tuple[Any, ...]]:
+        table = self._table()
+        size = self.arraysize if size is None else size
+        chunk = table.slice(self._position, size)
+        self._position += chunk.num_rows
+        return _rows(chunk)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        table = self._table()
+        rest = table.slice(self._position)
+        self._position = table.num_rows
+        return _rows(rest)
+
+    def fetch_arrow_table(self) -> pa.Table:
+        table = self._table()
+        rest = table.slice(self._position)
+        self._position = table.num_rows
+        return rest
+
+    def fetchdf(self) -> Any:
+        """The rest of the result as a pandas DataFrame."""
+        return self.fetch_arrow_table().to_pandas()
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        while (row := self.fetchone()) is not None:
+            yield row
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+        self._result = None
+
+    def setinputsizes(self, sizes: Any) -> None:  # PEP 249: may do nothing
+        pass
+
+    def setoutputsize(self, size: Any, column: Any = None) -> None:
+        pass
+
+    def __enter__(self) -> Cursor:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _live_session(self) -> Session:
+        self.connection._check_open()
+        if self._session is None:
+            raise InterfaceError("the cursor is closed")
+        return self._session
+
+    def _table(self) -> pa.Table:
+        self._live_session()
+        if self._result is None or self._result.table is None:
+            raise ProgrammingError("no result to fetch: the last statement returned no rows")
+        return self._result.table
+
+
+def _rows(table: pa.Table) -> list[tuple[Any, ...]]:
+    columns = [column.to_pylist() for column in table.columns]
+    return list(zip(*columns)) if columns else [() for _ in range(table.num_rows)]
+
+
+def connect(path: str | Path = ":memory:") -> Connection:
+    """Open a database: `:memory:` (the default) keeps nothing; a path is a database directory."""
+    return Connection(path)

@@ -1,0 +1,89 @@
+"""Bind: find the model calls in a statement and check them against the function registry.
+
+A model call is a function call whose name the registry knows (embed, classify, ...). Binding
+checks the number of arguments, resolves the model, and evaluates constant options (such as the
+label list) once, so every later step works with plain values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlglot import exp
+
+from quarrydb.engine.errors import ProgrammingError
+from quarrydb.engine.sqltree import is_constant, to_sql
+from quarrydb.udfs import Binding, Registry, UnknownModelError
+
+
+@dataclass
+class ModelCall:
+    """One model call in the tree, bound to its model."""
+
+    node: exp.Anonymous
+    binding: Binding
+    key_positions: list[int]  # per-row arguments: the input, and options that vary by row
+    key_params: list[str]
+    options: dict[str, Any] = field(default_factory=dict)  # constant options, evaluated
+
+    @property
+    def keys(self) -> list[exp.Expression]:
+        """Read from the node each time: planning replaces inner calls inside these arguments."""
+        return [self.node.expressions[i] for i in self.key_positions]
+
+    @property
+    def text(self) -> str:
+        return to_sql(self.node)
+
+    @property
+    def identity(self) -> str:
+        """Calls with the same identity compute the same thing: one stage serves them all."""
+        return "|".join(
+            [self.binding.function.name, self.binding.model.name, repr(sorted(self.options.items()))]
+            + [to_sql(k) for k in self.keys]
+        )
+
+
+def model_call_nodes(tree: exp.Expression, registry: Registry) -> list[exp.Anonymous]:
+    names = registry.function_names
+    return [n for n in tree.find_all(exp.Anonymous) if str(n.this).lower() in names]
+
+
+def bind_call(
+    node: exp.Anonymous, registry: Registry, evaluate: Callable[[exp.Expression], Any]
+) -> ModelCall:
+    """Check one call and resolve its model. `evaluate` computes a constant expression."""
+    spec = registry.function(str(node.this))
+    assert spec is not None
+    args = list(node.expressions)
+    low, high = spec.arity()
+    if not low <= len(args) <= high:
+        expected = f"{low}" if low == high else f"{low} to {high}"
+        raise ProgrammingError(
+            f"{spec.name}() takes {expected} arguments, {spec.signature}; got {len(args)}"
+            f" in {to_sql(node)}"
+        )
+    model_name = None
+    options: dict[str, Any] = {}
+    key_positions: list[int] = []
+    key_params: list[str] = []
+    for position, (param, arg) in enumerate(zip(spec.params, args)):
+        if param.kind == "model":
+            if not (isinstance(arg, exp.Literal) and arg.is_string):
+                raise ProgrammingError(
+                    f"{spec.name}(): the model must be a string literal such as 'minilm',"
+                    f" got {to_sql(arg)}"
+                )
+            model_name = arg.name
+        elif param.kind == "option" and is_constant(arg):
+            options[param.name] = evaluate(arg)
+        else:
+            key_positions.append(position)
+            key_params.append(param.name)
+    try:
+        binding = registry.bind(spec.name, model_name)
+    except UnknownModelError as exc:
+        raise ProgrammingError(str(exc)) from None
+    return ModelCall(node, binding, key_positions, key_params, options)

@@ -1,0 +1,96 @@
+"""The database: one DuckDB file plus the engine's own tables, in a directory of its own.
+
+`:memory:` keeps nothing. Any other path is a directory holding `quarry.duckdb` (user tables and
+the engine's tables: the result cache, ...), a FORMAT file that says which release can read it,
+and `tmp/` for atomic writes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+
+from quarrydb.engine.atomic import atomic_write_bytes
+from quarrydb.engine.errors import OperationalError
+
+FORMAT_VERSION = 1
+FORMAT_FILE = "FORMAT"
+DUCKDB_FILE = "quarry.duckdb"
+INTERNAL_SCHEMA = "_quarry"
+
+_INTERNAL_TABLES = f"""
+CREATE SCHEMA IF NOT EXISTS {INTERNAL_SCHEMA};
+CREATE TABLE IF NOT EXISTS {INTERNAL_SCHEMA}.result_cache (
+    call_key VARCHAR NOT NULL,      -- function, model and revision, options
+    input_hash VARCHAR NOT NULL,    -- content hash of the input value
+    value BLOB NOT NULL,            -- the encoded result
+    PRIMARY KEY (call_key, input_hash)
+);
+"""
+
+# SQL functions that need no model: installed in every connection (not stored in the file).
+# The CASE guards DuckDB's list_cosine_similarity, which rejects a NULL vector cast to a list.
+_MACROS = """
+CREATE OR REPLACE TEMP MACRO similarity(a, b) AS
+    CASE WHEN a IS NULL OR b IS NULL THEN NULL
+         ELSE list_cosine_similarity(a::FLOAT[], b::FLOAT[]) END;
+"""
+
+
+class Database:
+    """An open database: embedded, in memory or in a directory."""
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        self.path = str(path)
+        self.directory: Path | None = None
+        if self.path == ":memory:":
+            self.duck = duckdb.connect(":memory:")
+        else:
+            self.directory = Path(path).expanduser()
+            _prepare_directory(self.directory)
+            try:
+                self.duck = duckdb.connect(str(self.directory / DUCKDB_FILE))
+            except duckdb.Error as exc:
+                raise OperationalError(f"cannot open database {self.path!r}: {exc}") from exc
+        self.duck.execute(_INTERNAL_TABLES)
+
+    def new_connection(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection of its own (per cursor), with quarrydb's SQL macros installed."""
+        con = self.duck.cursor()
+        con.execute(_MACROS)
+        return con
+
+    def close(self) -> None:
+        self.duck.close()
+
+
+def _prepare_directory(directory: Path) -> None:
+    """Create a new database directory, or check that an existing one is ours and readable."""
+    if directory.exists() and not directory.is_dir():
+        raise OperationalError(
+            f"{str(directory)!r} is a file, not a quarrydb database directory"
+            " (to query a plain DuckDB file, ATTACH it)"
+        )
+    format_file = directory / FORMAT_FILE
+    if directory.is_dir() and not format_file.exists():
+        if any(directory.iterdir()):
+            raise OperationalError(
+                f"{str(directory)!r} exists but is not a quarrydb database (no {FORMAT_FILE} file)"
+            )
+    if not format_file.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        (directory / "tmp").mkdir(exist_ok=True)
+        payload = {"format": FORMAT_VERSION, "created_by": "quarrydb"}
+        atomic_write_bytes(format_file, json.dumps(payload).encode())
+        return
+    try:
+        version = int(json.loads(format_file.read_text())["format"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise OperationalError(f"{str(format_file)!r} is damaged: {exc}") from exc
+    if version > FORMAT_VERSION:
+        raise OperationalError(
+            f"database {str(directory)!r} has format {version}, written by a newer quarrydb;"
+            f" this release reads format {FORMAT_VERSION} and older: upgrade quarrydb"
+        )

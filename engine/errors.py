@@ -1,0 +1,70 @@
+"""The DB-API 2.0 exception hierarchy, raised by every part of quarrydb.
+
+They live in the engine (not in a connector) because the engine is where problems are found;
+the connectors re-export them so a user catches `quarrydb.ProgrammingError`.
+"""
+
+from __future__ import annotations
+
+
+class Warning(Exception):  # noqa: A001 - the name PEP 249 asks for
+    """An important warning, such as a media value that could not be decoded."""
+
+
+class Error(Exception):
+    """Base of every quarrydb error."""
+
+
+class InterfaceError(Error):
+    """Misuse of the connection or cursor (e.g. using a closed cursor)."""
+
+
+class DatabaseError(Error):
+    """A problem in the database itself."""
+
+
+class DataError(DatabaseError):
+    """A value that cannot be processed: bad media, out of range."""
+
+
+class OperationalError(DatabaseError):
+    """A problem running the statement that is not the user's SQL: a model that fails to load."""
+
+
+class IntegrityError(DatabaseError):
+    """A constraint was violated."""
+
+
+class InternalError(DatabaseError):
+    """quarrydb's own bug: please report it."""
+
+
+class ProgrammingError(DatabaseError):
+    """A mistake in the SQL: malformed text, unknown function or model, wrong arguments."""
+
+
+class NotSupportedError(DatabaseError):
+    """A feature that quarrydb does not offer."""
+
+
+_BY_NAME = {
+    cls.__name__: cls
+    for cls in (
+        ProgrammingError,
+        IntegrityError,
+        DataError,
+        OperationalError,
+        NotSupportedError,
+        InternalError,
+        DatabaseError,
+        InterfaceError,
+    )
+}
+
+
+def from_duckdb(exc: Exception) -> Error:
+    """The quarrydb error of the same DB-API class as a DuckDB error, with DuckDB's message."""
+    for base in type(exc).__mro__:
+        if base.__name__ in _BY_NAME:
+            return _BY_NAME[base.__name__](str(exc))
+    return DatabaseError(str(exc))

@@ -1,0 +1,234 @@
+"""Plan: turn each distinct model call into a stage, and the statement into final DuckDB SQL.
+
+A stage's input query is built by DuckDB's own SQL: the distinct argument values of the call,
+taken from the call's scope (its FROM and joins) with every WHERE predicate that involves no
+pending model call, so filtered-out rows never reach a model. The call itself is replaced by a
+lookup into the stage's result table, a scalar subquery that DuckDB runs as a hash join, so every
+query shape DuckDB supports keeps working around it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+from quarrydb.engine.binder import ModelCall
+from quarrydb.engine.errors import InternalError
+from quarrydb.engine.sqltree import conjuncts, from_clause, to_sql
+from quarrydb.udfs import Registry
+
+KEY = "__qk{}"
+VALUE = "__qv"
+
+
+@dataclass
+class Stage:
+    """One model function over one set of distinct inputs."""
+
+    number: int
+    table: str
+    call: ModelCall  # a representative: all occurrences share function, model, options
+    input_sql: str
+    occurrences: int = 1
+    depends_on: list[int] = field(default_factory=list)
+
+    @property
+    def key_names(self) -> list[str]:
+        return [KEY.format(i) for i in range(len(self.call.key_positions))]
+
+
+@dataclass
+class Plan:
+    stages: list[Stage]
+    final: exp.Expression
+
+    @property
+    def final_sql(self) -> str:
+        return to_sql(self.final)
+
+
+def plan_statement(
+    tree: exp.Expression, calls: list[ModelCall], registry: Registry, prefix: str
+) -> Plan:
+    """Order the calls (inner before outer, predicates first) and make a stage for each group."""
+    groups: dict[str, list[ModelCall]] = {}
+    for call in calls:
+        groups.setdefault(call.identity, []).append(call)
+    pending = dict(groups)
+    stages: list[Stage] = []
+    while pending:
+        ready = _next_ready_group(pending, registry)
+        if ready is None:
+            raise InternalError("could not order the model calls of this statement")
+        identity, inputs = ready
+        group = pending.pop(identity)
+        table = f"{prefix}{len(stages) + 1}"
+        input_sql = " UNION ".join(to_sql(q) for q in inputs)
+        depends = [s.number for s in stages if s.table in input_sql]
+        stage = Stage(len(stages) + 1, table, group[0], input_sql, len(group), depends)
+        for call in group:
+            call.node.replace(_lookup(table, call.keys))
+        stages.append(stage)
+    return Plan(stages, tree)
+
+
+def _next_ready_group(
+    pending: dict[str, list[ModelCall]], registry: Registry
+) -> tuple[str, list[exp.Select]] | None:
+    """A group whose input queries need no pending call; predicate calls go first."""
+    ranked = sorted(pending.items(), key=lambda item: not any(_in_predicate(c) for c in item[1]))
+    for identity, group in ranked:
+        inputs = [input_query(call) for call in group]
+        if not any(_has_model_call(q, registry) for q in inputs):
+            return identity, inputs
+    return None
+
+
+def _has_model_call(node: exp.Expression, registry: Registry) -> bool:
+    names = registry.function_names
+    return any(str(n.this).lower() in names for n in node.find_all(exp.Anonymous))
+
+
+def _in_predicate(call: ModelCall) -> bool:
+    return call.node.find_ancestor(exp.Where, exp.Having, exp.Join) is not None
+
+
+def _lookup(table: str, keys: list[exp.Expression]) -> exp.Subquery:
+    """(SELECT __q.__qv FROM stage AS __q WHERE __q.__qk0 = <arg0> AND ...)"""
+    condition = exp.and_(
+        *[exp.EQ(this=exp.column(KEY.format(i), "__q"), expression=k.copy()) for i, k in
+          enumerate(keys)]
+    )
+    query = exp.select(exp.column(VALUE, "__q")).from_(exp.to_table(table).as_("__q"))
+    return query.where(condition).subquery()
+
+
+# --- input queries -----------------------------------------------------------------------------
+
+
+def input_query(call: ModelCall) -> exp.Select:
+    """SELECT DISTINCT <call's per-row arguments> FROM <its scope> WHERE <safe predicates>."""
+    scope = call.node.find_ancestor(exp.Select, exp.Update)
+    keys = [k.copy() for k in call.keys]
+    if isinstance(scope, exp.Select) and call.node.find_ancestor(exp.Order) is not None:
+        keys = [_expand_aliases(k, scope) for k in keys]
+    query = exp.select(*[k.as_(KEY.format(i)) for i, k in enumerate(keys)]).distinct()
+    if isinstance(scope, exp.Select):
+        _add_select_sources(query, scope, keys)
+    elif isinstance(scope, exp.Update):
+        query = query.from_(scope.this.copy())
+        where = scope.args.get("where")
+        _add_safe_predicates(query, conjuncts(where.this if where else None))
+    return _with_ctes(query, call.node)
+
+
+def _add_select_sources(query: exp.Select, scope: exp.Select, keys: list[exp.Expression]) -> None:
+    source = from_clause(scope)
+    if source is None:
+        return
+    joins = list(scope.args.get("joins") or [])
+    tables = [source.this, *[j.this for j in joins]]
+    where = scope.args.get("where")
+    predicates = conjuncts(where.this if where else None)
+    used = _sources_used(keys, tables)
+    if used is not None and len(used) < len(tables):
+        # The call reads only some of the joined sources: read those alone (n + m, not n x m).
+        for i, table in enumerate(used):
+            if i == 0:
+                query.from_(table.copy(), copy=False)
+            else:
+                query.join(table.copy(), join_type="cross", copy=False)
+        names = {t.alias_or_name for t in used}
+        predicates = [p for p in predicates if _columns_within(p, names)]
+    else:
+        query.from_(source.this.copy(), copy=False)
+        for join in joins:
+            join = join.copy()
+            on = join.args.get("on")
+            if on is not None and _contains_call_name(on):
+                join.set("on", exp.true())
+            query.append("joins", join)
+    _add_safe_predicates(query, predicates)
+    if any(k.find(exp.AggFunc) for k in keys):
+        for name in ("group", "having"):
+            if scope.args.get(name) is not None and not _contains_call_name(scope.args[name]):
+                query.set(name, scope.args[name].copy())
+
+
+def _add_safe_predicates(query: exp.Select, predicates: list[exp.Expression]) -> None:
+    """Keep predicates without pending model calls: they can only shrink the input."""
+    safe = [p.copy() for p in predicates if not _contains_call_name(p)]
+    if safe:
+        query.where(exp.and_(*safe), copy=False)
+
+
+def _contains_call_name(node: exp.Expression) -> bool:
+    from quarrydb.udfs import default_registry
+
+    return _has_model_call(node, default_registry())
+
+
+def _sources_used(keys: list[exp.Expression], tables: list[exp.Expression]) -> list | None:
+    """The sources the arguments read, or None when that cannot be told (unqualified columns)."""
+    columns = [c for k in keys for c in k.find_all(exp.Column)]
+    if not columns or any(not c.table for c in columns) or any(k.find(exp.Select) for k in keys):
+        return None
+    wanted = {c.table for c in columns}
+    used = [t for t in tables if t.alias_or_name in wanted]
+    return used if {t.alias_or_name for t in used} == wanted else None
+
+
+def _columns_within(node: exp.Expression, names: set[str]) -> bool:
+    columns = list(node.find_all(exp.Column))
+    return bool(columns) and all(c.table in names for c in columns)
+
+
+def _expand_aliases(key: exp.Expression, scope: exp.Select) -> exp.Expression:
+    """ORDER BY may name select-list aliases; the input query must see their expressions."""
+    aliases = {
+        e.alias: e.this for e in scope.expressions if isinstance(e, exp.Alias) and e.alias
+    }
+    if not aliases:
+        return key
+
+    def swap(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Column) and not node.table and node.name in aliases:
+            return aliases[node.name].copy()
+        return node
+
+    return key.transform(swap)
+
+
+def _with_ctes(query: exp.Select, node: exp.Expression) -> exp.Select:
+    """Give the input query the CTEs it reads, from every enclosing WITH."""
+    withs: list[exp.With] = []
+    ancestor = node.parent
+    while ancestor is not None:
+        with_ = ancestor.args.get("with") or ancestor.args.get("with_")
+        if isinstance(with_, exp.With):
+            withs.append(with_)
+        ancestor = ancestor.parent
+    available: dict[str, exp.CTE] = {}
+    for with_ in reversed(withs):  # outer first: inner CTEs may read outer ones
+        for cte in with_.expressions:
+            available[cte.alias] = cte
+    recursive = any(bool(w.args.get("recursive")) for w in withs)
+    needed: list[str] = []
+    frontier: list[exp.Expression] = [query]
+    while frontier:
+        for table in frontier.pop().find_all(exp.Table):
+            name = table.name
+            if name in available and name not in needed and not table.db:
+                needed.append(name)
+                frontier.append(available[name].this)
+    if not needed:
+        return query
+    ordered = [cte for name, cte in available.items() if name in needed]  # definition order
+    return _attach_with(query, ordered, recursive)
+
+
+def _attach_with(query: exp.Select, ctes: list[exp.CTE], recursive: bool) -> exp.Select:
+    key = "with_" if "with_" in exp.Select.arg_types else "with"
+    query.set(key, exp.With(expressions=[c.copy() for c in ctes], recursive=recursive))
+    return query

@@ -1,0 +1,291 @@
+"""A session runs statements for one cursor: the whole flow from SQL text to an Arrow result.
+
+parse (sqlglot) -> bind (model calls) -> plan (stages + final SQL) -> execute (stages, then DuckDB).
+Statements with no model call skip all of it and go to DuckDB exactly as written.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+from quarrydb.engine import statements
+from quarrydb.engine.binder import bind_call, model_call_nodes
+from quarrydb.engine.database import Database
+from quarrydb.engine.errors import Error, ProgrammingError, from_duckdb
+from quarrydb.engine.executor import Progress, Settings, StageStats, run_stage
+from quarrydb.engine.planner import VALUE, Plan, plan_statement
+from quarrydb.engine.sqltree import DIALECT, to_sql
+from quarrydb.engine import values
+from quarrydb.udfs import Registry, default_registry
+from quarrydb.udfs.device import default_device, validate_device
+
+Params = Sequence[Any] | Mapping[str, Any] | None
+ROW_COUNT_KINDS = {"INSERT", "UPDATE", "DELETE"}
+
+
+@dataclass
+class Result:
+    """What one statement returned."""
+
+    table: pa.Table | None  # None for statements that return no rows
+    rowcount: int = -1
+    stats: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def empty_stats() -> dict[str, Any]:
+    return {"model_inputs": 0, "cache_hits": 0, "stages": []}
+
+
+class Session:
+    """Runs statements on its own DuckDB connection to the database."""
+
+    def __init__(self, database: Database, registry: Registry | None = None) -> None:
+        self.database = database
+        self.registry = registry or default_registry()
+        self.con = database.new_connection()
+        self.settings = Settings(device=default_device())
+        self.progress: Progress | None = None
+
+    def close(self) -> None:
+        self.con.close()
+
+    def execute(self, sql: str, params: Params = None) -> Result:
+        if not isinstance(sql, str) or not sql.strip():
+            raise ProgrammingError("the statement is empty")
+        found = statements.split(sql)
+        if params and len(found) > 1:
+            raise ProgrammingError("parameters can be used with one statement at a time")
+        result = Result(None)
+        for statement in found:
+            result = self._execute_one(statement, params)
+        return result
+
+    # --- one statement -------------------------------------------------------------------------
+
+    def _execute_one(self, statement: statements.Statement, params: Params) -> Result:
+        text = statement.text
+        assignment = statements.setting(text)
+        if assignment and self._apply_setting(*assignment):
+            return Result(None)
+        if statements.is_show_models(text):
+            return Result(self._show_models())
+        explained = statements.explain(text)
+        if explained is not None:
+            analyze, body = explained
+            tree = self._model_tree(body, params)
+            if tree is not None:
+                return self._explain(tree, analyze)
+        tree = self._model_tree(text, params)
+        if tree is None:
+            return self._run_duckdb(text, params, statement.kind)
+        return self._run_with_models(tree, statement.kind)
+
+    def _model_tree(self, text: str, params: Params) -> exp.Expression | None:
+        """The parsed statement if it calls a model function, else None (DuckDB runs it as is)."""
+        if not statements.mentions_any(text, self.registry.function_names):
+            return None
+        try:
+            tree = sqlglot.parse_one(text, dialect=DIALECT)
+        except ParseError as exc:
+            raise ProgrammingError(f"malformed SQL: {exc}") from None
+        if not model_call_nodes(tree, self.registry):
+            return None
+        return _bind_parameters(tree, params)
+
+    def _run_duckdb(self, text: str, params: Params, kind: str) -> Result:
+        try:
+            relation = self.con.sql(text, params=params if params else None)
+            table = relation.to_arrow_table() if relation is not None else None
+        except duckdb.Error as exc:
+            raise from_duckdb(exc) from None
+        if table is None or table.num_columns == 0:
+            return Result(None)
+        rowcount = table.num_rows
+        if kind in ROW_COUNT_KINDS and table.num_columns == 1 and table.num_rows == 1:
+            rowcount = int(table.column(0)[0].as_py())
+        return Result(table, rowcount)
+
+    # --- statements with model calls -----------------------------------------------------------
+
+    def _plan(self, tree: exp.Expression) -> Plan:
+        calls = [bind_call(n, self.registry, self._constant) for n in
+                 model_call_nodes(tree, self.registry)]
+        prefix = f"__quarry_stage_{uuid.uuid4().hex[:8]}_"
+        return plan_statement(tree, calls, self.registry, prefix)
+
+    def _run_stages(self, plan: Plan) -> tuple[list[str], dict[str, Any]]:
+        stats = empty_stats()
+        registered: list[str] = []
+        try:
+            for stage in plan.stages:
+                table, stage_stats = run_stage(stage, self.con, self.settings, self.progress)
+                self.con.register(stage.table, table)
+                registered.append(stage.table)
+                _add_stats(stats, stage_stats)
+        except BaseException:
+            self._unregister(registered)
+            raise
+        return registered, stats
+
+    def _run_with_models(self, tree: exp.Expression, kind: str) -> Result:
+        plan = self._plan(tree)
+        registered, stats = self._run_stages(plan)
+        try:
+            result = self._run_duckdb(plan.final_sql, None, kind)
+        finally:
+            self._unregister(registered)
+        result.stats = stats
+        return result
+
+    def _explain(self, tree: exp.Expression, analyze: bool) -> Result:
+        plan = self._plan(tree)
+        stats = empty_stats()
+        if analyze:
+            registered, stats = self._run_stages(plan)
+        else:
+            registered = self._register_empty_stages(plan)
+        keys = [f"model stage {s.number}" for s in plan.stages]
+        texts = [_describe_stage(s, self.settings) for s in plan.stages]
+        for i, stage_stats in enumerate(stats["stages"]):
+            texts[i] += "\n" + ", ".join(f"{k}={v}" for k, v in stage_stats.items())
+        try:
+            prefix = "EXPLAIN ANALYZE " if analyze else "EXPLAIN "
+            duck = self._run_duckdb(prefix + plan.final_sql, None, "EXPLAIN").table
+        finally:
+            self._unregister(registered)
+        assert duck is not None
+        rows = {
+            "explain_key": keys + duck.column(0).to_pylist(),
+            "explain_value": texts + duck.column(1).to_pylist(),
+        }
+        return Result(pa.table(rows), stats=stats)
+
+    def _register_empty_stages(self, plan: Plan) -> list[str]:
+        """EXPLAIN binds the final SQL without running a model: empty stage tables suffice."""
+        registered: list[str] = []
+        try:
+            for stage in plan.stages:
+                sql = f"SELECT * FROM ({stage.input_sql}) LIMIT 0"
+                try:
+                    keys = self.con.sql(sql).to_arrow_table()
+                except duckdb.Error as exc:
+                    raise from_duckdb(exc) from None
+                output = values.to_arrow(stage.call.binding.output_type, [])
+                self.con.register(stage.table, keys.append_column(VALUE, output))
+                registered.append(stage.table)
+        except BaseException:
+            self._unregister(registered)
+            raise
+        return registered
+
+    def _unregister(self, names: list[str]) -> None:
+        for name in names:
+            try:
+                self.con.unregister(name)
+            except duckdb.Error:
+                pass
+
+    def _constant(self, node: exp.Expression) -> Any:
+        try:
+            rows = self.con.sql(f"SELECT {to_sql(node)}").fetchall()
+        except duckdb.Error as exc:
+            raise from_duckdb(exc) from None
+        return rows[0][0] if rows else None
+
+    # --- quarrydb's own commands ---------------------------------------------------------------
+
+    def _apply_setting(self, name: str, value: str) -> bool:
+        """Handle quarrydb's settings; return False for DuckDB's own (DuckDB runs those)."""
+        if name == "device":
+            try:
+                self.settings.device = validate_device(value)
+            except ValueError as exc:
+                raise ProgrammingError(str(exc)) from None
+            return True
+        if name == "model_batch_size":
+            try:
+                size = int(value)
+            except ValueError:
+                size = 0
+            if size <= 0 and value.lower() not in ("default", "auto"):
+                raise ProgrammingError(f"model_batch_size must be a positive integer, got {value}")
+            self.settings.batch_size = size if size > 0 else None
+            return True
+        return False
+
+    def _show_models(self) -> pa.Table:
+        rows = []
+        for model in self.registry.models():
+            rows.append(
+                {
+                    "name": model.name,
+                    "functions": ", ".join(self.registry.implementations_of(model.name)),
+                    "modality": model.modality,
+                    "source": model.source,
+                    "available": bool(model.is_available()),
+                    "device": self.settings.device,
+                    "revision": model.revision,
+                    "description": model.description,
+                }
+            )
+        return pa.Table.from_pylist(rows)
+
+
+def _describe_stage(stage: Any, settings: Settings) -> str:
+    call = stage.call
+    model = call.binding.model
+    batch = settings.batch_size or model.batch_size
+    lines = [
+        f"{call.binding.function.name} (model {model.name}, {model.source}, revision"
+        f" {model.revision}) -> {call.binding.output_type}",
+        f"batch size {batch} on {settings.device}; serves {stage.occurrences} call(s): {call.text}",
+        f"input: {stage.input_sql}",
+    ]
+    if call.options:
+        lines.insert(1, f"options: {call.options}")
+    return "\n".join(lines)
+
+
+def _add_stats(total: dict[str, Any], stage: StageStats) -> None:
+    total["model_inputs"] += stage.model_inputs
+    total["cache_hits"] += stage.cache_hits
+    total["stages"].append(stage.as_dict())
+
+
+def _bind_parameters(tree: exp.Expression, params: Params) -> exp.Expression:
+    """Put parameter values into the tree: stage input queries copy predicates around."""
+    holders = list(tree.find_all(exp.Placeholder))
+    if not holders:
+        if params:
+            raise ProgrammingError("parameters were given but the statement has no placeholders")
+        return tree
+    if params is None:
+        raise ProgrammingError(f"the statement has {len(holders)} placeholder(s) but no parameters")
+    position = 0
+    for holder in holders:
+        name = holder.this
+        try:
+            if name is None:
+                value = params[position]  # type: ignore[index]
+                position += 1
+            elif str(name).isdigit():
+                value = params[int(name) - 1]  # type: ignore[index]
+            else:
+                value = params[str(name)]  # type: ignore[index]
+        except (IndexError, KeyError, TypeError):
+            raise ProgrammingError(f"no value given for parameter {holder.sql()}") from None
+        holder.replace(exp.convert(value))
+    return tree
+
+
+__all__ = ["Error", "Result", "Session"]

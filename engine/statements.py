@@ -1,0 +1,65 @@
+"""Split SQL text into statements and recognise quarrydb's own commands (SET, SHOW MODELS, ...).
+
+DuckDB's own parser splits the text, so each statement keeps the exact text the user wrote:
+statements without model calls run as written, including syntax sqlglot cannot parse.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import duckdb
+
+_SET = re.compile(
+    r"^\s*SET\s+(?:SESSION\s+|LOCAL\s+)?(?P<name>[A-Za-z_]+)\s*(?:=|TO)\s*(?P<value>.+?)\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_SHOW_MODELS = re.compile(r"^\s*SHOW\s+MODELS\s*;?\s*$", re.IGNORECASE)
+_EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?P<analyze>ANALY[SZ]E\s+)?(?P<body>.*)$",
+                      re.IGNORECASE | re.DOTALL)
+_STRING = re.compile(r"'(?:[^']|'')*'")
+
+
+@dataclass(frozen=True)
+class Statement:
+    text: str
+    kind: str  # DuckDB's statement type name: SELECT, INSERT, CREATE, ...
+
+
+def split(sql: str) -> list[Statement]:
+    """The statements of a text; unparseable text stays one statement so its error is precise."""
+    try:
+        found = duckdb.extract_statements(sql)
+    except duckdb.Error:
+        return [Statement(sql, "UNKNOWN")]
+    return [Statement(s.query.strip(), s.type.name) for s in found] or [Statement(sql, "UNKNOWN")]
+
+
+def setting(text: str) -> tuple[str, str] | None:
+    match = _SET.match(text)
+    if not match:
+        return None
+    value = match.group("value").strip()
+    if len(value) >= 2 and value[0] == value[-1] == "'":
+        value = value[1:-1]
+    return match.group("name").lower(), value
+
+
+def is_show_models(text: str) -> bool:
+    return bool(_SHOW_MODELS.match(text))
+
+
+def explain(text: str) -> tuple[bool, str] | None:
+    """(analyze?, the statement explained) for EXPLAIN text, else None."""
+    match = _EXPLAIN.match(text)
+    if not match:
+        return None
+    return bool(match.group("analyze")), match.group("body")
+
+
+def mentions_any(text: str, names: frozenset[str]) -> bool:
+    """Does the text (outside string literals) call one of these functions?"""
+    bare = _STRING.sub("''", text)
+    pattern = r"\b(" + "|".join(re.escape(n) for n in sorted(names)) + r")\s*\("
+    return re.search(pattern, bare, re.IGNORECASE) is not None
