@@ -82,6 +82,11 @@ def bind_call(
         else:
             key_positions.append(position)
             key_params.append(param.name)
+    if spec.check_options is not None:
+        try:
+            spec.check_options(options)
+        except ValueError as exc:
+            raise ProgrammingError(f"{exc} (in {to_sql(node)})") from None
     try:
         binding = registry.bind(spec.name, model_name)
     except UnknownModelError as exc:

@@ -109,7 +109,7 @@ def _lookup(table: str, keys: list[exp.Expression]) -> exp.Subquery:
 
 def input_query(call: ModelCall) -> exp.Select:
     """SELECT DISTINCT <call's per-row arguments> FROM <its scope> WHERE <safe predicates>."""
-    scope = call.node.find_ancestor(exp.Select, exp.Update)
+    scope = _scope_of(call)
     keys = [k.copy() for k in call.keys]
     if isinstance(scope, exp.Select) and call.node.find_ancestor(exp.Order) is not None:
         keys = [_expand_aliases(k, scope) for k in keys]
@@ -118,9 +118,45 @@ def input_query(call: ModelCall) -> exp.Select:
         _add_select_sources(query, scope, keys)
     elif isinstance(scope, exp.Update):
         query = query.from_(scope.this.copy())
-        where = scope.args.get("where")
-        _add_safe_predicates(query, conjuncts(where.this if where else None))
+        _add_safe_predicates(query, _local_predicates(scope))
     return _with_ctes(query, call.node)
+
+
+def _scope_of(call: ModelCall) -> exp.Select | exp.Update | None:
+    """The query whose rows feed the call: the nearest one that has every table the arguments
+    name (a call in a correlated subquery reads the outer query's rows)."""
+    qualifiers = {c.table for k in call.keys for c in k.find_all(exp.Column) if c.table}
+    nearest = call.node.find_ancestor(exp.Select, exp.Update)
+    scope = nearest
+    while scope is not None:
+        if qualifiers <= _source_names(scope):
+            return scope
+        scope = scope.find_ancestor(exp.Select, exp.Update)
+    return nearest
+
+
+def _sources(scope: exp.Expression) -> list[exp.Expression]:
+    if isinstance(scope, exp.Update):
+        return [scope.this]
+    source = from_clause(scope) if isinstance(scope, exp.Select) else None
+    if source is None:
+        return []
+    return [source.this, *[j.this for j in scope.args.get("joins") or []]]
+
+
+def _source_names(scope: exp.Expression) -> set[str]:
+    return {t.alias_or_name for t in _sources(scope)}
+
+
+def _local_predicates(scope: exp.Select | exp.Update) -> list[exp.Expression]:
+    """WHERE conjuncts that read only this scope's own tables (not an outer query's)."""
+    where = scope.args.get("where")
+    names = _source_names(scope)
+    return [
+        p for p in conjuncts(where.this if where else None)
+        if all(c.table in names for c in p.find_all(exp.Column)
+               if c.table and c.find_ancestor(exp.Select, exp.Update) is scope)
+    ]
 
 
 def _add_select_sources(query: exp.Select, scope: exp.Select, keys: list[exp.Expression]) -> None:
@@ -128,9 +164,8 @@ def _add_select_sources(query: exp.Select, scope: exp.Select, keys: list[exp.Exp
     if source is None:
         return
     joins = list(scope.args.get("joins") or [])
-    tables = [source.this, *[j.this for j in joins]]
-    where = scope.args.get("where")
-    predicates = conjuncts(where.this if where else None)
+    tables = _sources(scope)
+    predicates = _local_predicates(scope)
     used = _sources_used(keys, tables)
     if used is not None and len(used) < len(tables):
         # The call reads only some of the joined sources: read those alone (n + m, not n x m).

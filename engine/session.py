@@ -30,6 +30,9 @@ from quarrydb.udfs.device import default_device, validate_device
 
 Params = Sequence[Any] | Mapping[str, Any] | None
 ROW_COUNT_KINDS = {"INSERT", "UPDATE", "DELETE"}
+# Statements that leave nothing to fetch (DuckDB reports an empty Count for them).
+NO_ROW_KINDS = {"CREATE", "DROP", "ALTER", "SET", "VARIABLE_SET", "TRANSACTION", "LOAD",
+                "ATTACH", "DETACH", "VACUUM", "CREATE_FUNC", "PREPARE", "EXTENSION"}
 
 
 @dataclass
@@ -108,7 +111,7 @@ class Session:
             table = relation.to_arrow_table() if relation is not None else None
         except duckdb.Error as exc:
             raise from_duckdb(exc) from None
-        if table is None or table.num_columns == 0:
+        if table is None or table.num_columns == 0 or kind in NO_ROW_KINDS:
             return Result(None)
         rowcount = table.num_rows
         if kind in ROW_COUNT_KINDS and table.num_columns == 1 and table.num_rows == 1:
@@ -264,7 +267,7 @@ def _add_stats(total: dict[str, Any], stage: StageStats) -> None:
 
 def _bind_parameters(tree: exp.Expression, params: Params) -> exp.Expression:
     """Put parameter values into the tree: stage input queries copy predicates around."""
-    holders = list(tree.find_all(exp.Placeholder))
+    holders = list(tree.find_all(exp.Placeholder, bfs=False))  # in the order written
     if not holders:
         if params:
             raise ProgrammingError("parameters were given but the statement has no placeholders")

