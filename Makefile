@@ -8,9 +8,12 @@ PIP := $(VENV)/bin/python -m pip
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_VERBOSITY ?= error
 
-.PHONY: install demo test lint bench
+.PHONY: install system-packages demo test lint bench
 
-install: $(VENV)/.installed
+install: system-packages $(VENV)/.installed
+
+system-packages:
+	bash .ci/system-packages
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)

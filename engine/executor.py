@@ -147,17 +147,24 @@ def _evaluate(
         raise OperationalError(f"cannot load model {model.name!r}: {exc}") from exc
     size = settings.batch_size or model.batch_size
     started = time.perf_counter()
-    results: list[Any] = []
+    # Texts of like length share a batch, so little of each batch is padding.
+    order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]) if isinstance(
+        inputs[i], str) else 0)
+    ordered = [inputs[i] for i in order]
+    computed: list[Any] = []
     run_options = dict(options, batch_size=size)
-    for start in range(0, len(inputs), size):
-        batch = inputs[start : start + size]
+    for start in range(0, len(ordered), size):
+        batch = ordered[start : start + size]
         try:
-            results.extend(binding.implementation.kernel(loaded, batch, run_options))
+            computed.extend(binding.implementation.kernel(loaded, batch, run_options))
         except ValueError as exc:
             raise ProgrammingError(f"{stage.call.text}: {exc}") from None
         stats.batches.append(len(batch))
         stats.model_inputs += len(batch)
         if progress is not None:
-            progress(f"stage {stage.number}: {binding.function.name}", len(results), len(inputs))
+            progress(f"stage {stage.number}: {binding.function.name}", len(computed), len(inputs))
     stats.seconds_model += time.perf_counter() - started
+    results: list[Any] = [None] * len(inputs)
+    for position, value in zip(order, computed):
+        results[position] = value
     return results

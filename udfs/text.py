@@ -49,7 +49,9 @@ class TextEmbedder:
 def load_sentence_transformer(location: str, device: str, local: bool = True) -> TextEmbedder:
     """Load from a directory (local=True never touches the network) or from the hub."""
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # a per-load progress bar is noise in SQL output
     return TextEmbedder(SentenceTransformer(location, device=device, local_files_only=local))
 
 
