@@ -12,7 +12,6 @@ import struct
 from math import gcd
 
 import numpy as np
-
 from quarrydb.udfs.media_errors import MediaError
 
 DEFAULT_RATE = 16000
@@ -28,9 +27,9 @@ def decode_audio(
 ) -> np.ndarray:
     """Return `data` as float32 mono samples in [-1, 1] at `sample_rate`.
 
-    Reads whatever libsndfile reads (WAV, FLAC, OGG Vorbis, MP3, AIFF, ...), at any rate and channel
-    count; channels are averaged and the rate converted with a polyphase filter. The length is checked
-    from the header before any sample is read, so a file claiming hours of audio costs nothing.
+    Reads whatever libsndfile reads (WAV, FLAC, OGG Vorbis, MP3, AIFF, ...), at any rate and
+    channel count; channels are averaged and the rate converted with a polyphase filter. The length
+    is checked from the header before any sample is read, so a file claiming hours costs nothing.
     """
     import soundfile as sf
 

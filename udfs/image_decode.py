@@ -8,6 +8,7 @@ model sees it. Decoding is pure PIL, so it runs in CPU worker threads.
 from __future__ import annotations
 
 import io
+import warnings
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -18,6 +19,11 @@ MAX_IMAGE_PIXELS = 100_000_000
 
 SUPPORTED_FORMATS = ("JPEG", "MPO", "PNG", "WEBP", "GIF", "BMP", "TIFF")
 """PIL format names decode_image accepts (MPO is the multi-picture JPEG some cameras write)."""
+
+# PIL warns from about 89 M pixels; decode_image enforces its own limit (refusing above it), so the
+# warning for images just under MAX_IMAGE_PIXELS is noise. A filter set once here is thread-safe,
+# unlike catch_warnings() around each call. PIL still raises DecompressionBombError above ~179 M.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 _ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
 

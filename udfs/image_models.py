@@ -212,9 +212,9 @@ def classify_images(
     shared image-text space instead: the offline ImageTextBridge stand-in, or real CLIP.
     """
     label_tuple = check_labels(list(labels))
-    batch = prepare_batch(model, images)
-    if len(batch) == 0:
+    if len(images) == 0:
         return []
+    batch = prepare_batch(model, images)
     scores = model.embed_images(batch) @ model.label_vectors(label_tuple).T
     return [label_tuple[i] for i in scores.argmax(axis=1)]
 

@@ -50,14 +50,15 @@ class SpeechDetector:
 
 
 def load_silero_vad() -> SpeechDetector:
-    """Load silero-vad's packaged TorchScript model (CPU; it is small enough that GPUs do not help)."""
+    """Load silero-vad's packaged TorchScript model (CPU: it is too small for a GPU to help)."""
     import warnings
 
     import silero_vad
 
     with warnings.catch_warnings():
-        # silero ships TorchScript; torch warns that torch.jit.load is deprecated, which the
-        # caller can do nothing about.
+        # silero ships TorchScript and finds it with importlib.resources.path; torch and
+        # importlib warn that both are deprecated, which the caller can do nothing about.
         warnings.filterwarnings("ignore", message=".*torch.jit.load.*", category=FutureWarning)
+        warnings.filterwarnings("ignore", message="path is deprecated", category=DeprecationWarning)
         model = silero_vad.load_silero_vad()
     return SpeechDetector(model)

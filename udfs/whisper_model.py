@@ -53,9 +53,15 @@ def _quiet_generate_warnings() -> None:
         if not any(isinstance(f, _DropHarmlessWarnings) for f in logger.filters):
             logger.addFilter(_DropHarmlessWarnings())
 
+
 SOT = 50257  # <|startoftranscript|>
 EOT = 50256  # <|endoftext|>
 NO_TIMESTAMPS = 50362  # <|notimestamps|>
+NO_SPEECH = 50361  # <|nocaptions|>: English-only Whisper's "no speech" token
+# Whisper writes "you" over silence, noise or a beep. A window is skipped ("") when the model's
+# first-step probability of <|nocaptions|> exceeds this (openai-whisper's no_speech_threshold);
+# speech scores about 0.02 and silence, noise, tones and bells 0.65-0.95 on the test recordings.
+NO_SPEECH_THRESHOLD = 0.6
 
 _CT2_DTYPES: dict[int, Any] = {
     0: np.float32,
@@ -204,7 +210,7 @@ def _count_layers(variables: dict[str, np.ndarray], side: str) -> int:
 
 
 def whisper_config(ct2: CT2Model, model_dir: Path) -> Any:
-    """Build the `WhisperConfig` that the CTranslate2 tensors describe (tiny.en: 384-d, 4+4 layers)."""
+    """Build the `WhisperConfig` the CTranslate2 tensors describe (tiny.en: 384-d, 4+4 layers)."""
     from transformers import WhisperConfig
 
     v = ct2.variables
@@ -258,12 +264,20 @@ def _generation_config(model_config: Any) -> Any:
 class WhisperTranscriber:
     """Whisper tiny.en on torch: batched greedy transcription of 16 kHz mono waveforms."""
 
-    def __init__(self, model: Any, tokenizer: Any, feature_extractor: Any, device: str) -> None:
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        feature_extractor: Any,
+        device: str,
+        no_speech_threshold: float | None = NO_SPEECH_THRESHOLD,
+    ) -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.feature_extractor = feature_extractor
         self.device = device
         self.dtype = next(model.parameters()).dtype
+        self.no_speech_threshold = no_speech_threshold
 
     def transcribe(self, waveforms: list[np.ndarray], batch_size: int = 16) -> list[str]:
         """Return one transcript per waveform (16 kHz float32 mono); "" for an empty one.
@@ -290,18 +304,34 @@ class WhisperTranscriber:
 
     def _transcribe_windows(self, windows: list[np.ndarray]) -> list[str]:
         import torch
+        from transformers.modeling_outputs import BaseModelOutput
 
         features = self.feature_extractor(
             windows, sampling_rate=SAMPLE_RATE, return_tensors="pt"
         ).input_features
         features = features.to(self.device, dtype=self.dtype)
+        texts = [""] * len(windows)
         with torch.inference_mode():
-            ids = self.model.generate(input_features=features)
+            encoded = self.model.model.encoder(features).last_hidden_state
+            keep = torch.ones(len(windows), dtype=torch.bool, device=encoded.device)
+            if self.no_speech_threshold is not None:
+                start = torch.full((len(windows), 1), SOT, dtype=torch.long, device=encoded.device)
+                first = self.model(encoder_outputs=(encoded,), decoder_input_ids=start).logits
+                no_speech = first[:, 0].float().softmax(dim=-1)[:, NO_SPEECH]
+                keep = no_speech <= self.no_speech_threshold
+            if not bool(keep.any()):
+                return texts
+            ids = self.model.generate(
+                encoder_outputs=BaseModelOutput(last_hidden_state=encoded[keep])
+            )
         if not isinstance(ids, torch.Tensor):
             ids = ids["sequences"]
-        return [
-            self.tokenizer.decode(row.tolist(), skip_special_tokens=True).strip() for row in ids
-        ]
+        rows = iter(ids)
+        for i, kept in enumerate(keep.tolist()):
+            if kept:
+                row = next(rows).tolist()
+                texts[i] = self.tokenizer.decode(row, skip_special_tokens=True).strip()
+        return texts
 
 
 def split_windows(wave: np.ndarray, rate: int = SAMPLE_RATE) -> list[np.ndarray]:

@@ -140,7 +140,7 @@ def test_explain_shows_the_stages_before_duckdbs_plan(notes, position):
     notes.execute("EXPLAIN " + sql)
     rows = notes.fetchall()
     assert rows[0][0] == "model stage 1"
-    assert "classify (model minilm" in rows[0][1] and "batch size 64" in rows[0][1]
+    assert "classify (model minilm" in rows[0][1] and "batch size 32" in rows[0][1]
     assert "input: SELECT DISTINCT body" in rows[0][1]
     if position == "where":
         assert "team = 'billing'" in rows[0][1]
