@@ -40,10 +40,9 @@ class ModelCall:
     @property
     def identity(self) -> str:
         """Calls with the same identity compute the same thing: one stage serves them all."""
-        return "|".join(
-            [self.binding.function.name, self.binding.model.name, repr(sorted(self.options.items()))]
-            + [to_sql(k) for k in self.keys]
-        )
+        options = repr(sorted(self.options.items()))
+        head = [self.binding.function.name, self.binding.model.name, options]
+        return "|".join(head + [to_sql(k) for k in self.keys])
 
 
 def model_call_nodes(tree: exp.Expression, registry: Registry) -> list[exp.Anonymous]:

@@ -17,14 +17,13 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from quarrydb.engine import statements
+from quarrydb.engine import statements, values
 from quarrydb.engine.binder import bind_call, model_call_nodes
 from quarrydb.engine.database import Database
 from quarrydb.engine.errors import Error, ProgrammingError, from_duckdb
 from quarrydb.engine.executor import Progress, Settings, StageStats, run_stage
 from quarrydb.engine.planner import VALUE, Plan, plan_statement
 from quarrydb.engine.sqltree import DIALECT, to_sql
-from quarrydb.engine import values
 from quarrydb.udfs import Registry, default_registry
 from quarrydb.udfs.device import default_device, validate_device
 

@@ -12,6 +12,7 @@ import struct
 from math import gcd
 
 import numpy as np
+
 from quarrydb.udfs.media_errors import MediaError
 
 DEFAULT_RATE = 16000

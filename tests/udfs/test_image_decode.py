@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from skimage import data
+
 from quarrydb.udfs.image_decode import MAX_IMAGE_PIXELS, decode_image, sniff_kind
 from quarrydb.udfs.media_errors import MediaError
-from skimage import data
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from skimage import data
+
 from quarrydb.udfs import image_models
 from quarrydb.udfs.image_decode import decode_image
 from quarrydb.udfs.image_models import (
@@ -27,7 +29,6 @@ from quarrydb.udfs.image_models import (
 )
 from quarrydb.udfs.media_errors import MediaError
 from quarrydb.udfs.text import minilm_spec
-from skimage import data
 
 CAT_CLASSES = {"tabby", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat"}
 NAMES = ["chelsea", "coffee", "rocket", "astronaut", "motorcycle"]
