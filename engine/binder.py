@@ -14,6 +14,7 @@ from typing import Any
 from sqlglot import exp
 
 from quarrydb.engine.errors import ProgrammingError
+from quarrydb.engine.modality import CommentLookup, modality_of, unwrap_marker
 from quarrydb.engine.sqltree import is_constant, to_sql
 from quarrydb.udfs import Binding, Registry, UnknownModelError
 
@@ -23,10 +24,12 @@ class ModelCall:
     """One model call in the tree, bound to its model."""
 
     node: exp.Anonymous
-    binding: Binding
+    binding: Binding  # for media, the binding of the first kind the function reads
     key_positions: list[int]  # per-row arguments: the input, and options that vary by row
     key_params: list[str]
     options: dict[str, Any] = field(default_factory=dict)  # constant options, evaluated
+    modality: str = "text"  # text / image / audio, or media: the kind is told value by value
+    bindings: dict[str, Binding] = field(default_factory=dict)  # kind -> binding, for media
 
     @property
     def keys(self) -> list[exp.Expression]:
@@ -41,7 +44,7 @@ class ModelCall:
     def identity(self) -> str:
         """Calls with the same identity compute the same thing: one stage serves them all."""
         options = repr(sorted(self.options.items()))
-        head = [self.binding.function.name, self.binding.model.name, options]
+        head = [self.binding.function.name, self.binding.model.name, options, self.modality]
         return "|".join(head + [to_sql(k) for k in self.keys])
 
 
@@ -51,9 +54,14 @@ def model_call_nodes(tree: exp.Expression, registry: Registry) -> list[exp.Anony
 
 
 def bind_call(
-    node: exp.Anonymous, registry: Registry, evaluate: Callable[[exp.Expression], Any]
+    node: exp.Anonymous,
+    registry: Registry,
+    evaluate: Callable[[exp.Expression], Any],
+    comments: CommentLookup,
 ) -> ModelCall:
-    """Check one call and resolve its model. `evaluate` computes a constant expression."""
+    """Check one call, tell what its input is, and resolve its model.
+
+    `evaluate` computes a constant expression; `comments` reads a table column's comment."""
     spec = registry.function(str(node.this))
     assert spec is not None
     args = list(node.expressions)
@@ -81,13 +89,44 @@ def bind_call(
         else:
             key_positions.append(position)
             key_params.append(param.name)
+    modality = "text"
+    if key_positions and key_params[0] == "input":
+        value, marker = unwrap_marker(args[0])
+        if marker:
+            args[0].replace(value)  # the stage reads x itself; the marker only told its kind
+        modality = marker or modality_of(value, comments)
     if spec.check_options is not None:
         try:
             spec.check_options(options)
         except ValueError as exc:
             raise ProgrammingError(f"{exc} (in {to_sql(node)})") from None
     try:
-        binding = registry.bind(spec.name, model_name)
+        if modality == "media":
+            bindings = _media_bindings(registry, spec.name, model_name)
+            binding = next(iter(bindings.values()))
+        else:
+            binding = registry.bind(spec.name, model_name, modality)
+            bindings = {modality: binding}
     except UnknownModelError as exc:
         raise ProgrammingError(str(exc)) from None
-    return ModelCall(node, binding, key_positions, key_params, options)
+    return ModelCall(node, binding, key_positions, key_params, options, modality, bindings)
+
+
+def _media_bindings(registry: Registry, function: str, model: str | None) -> dict[str, Binding]:
+    """The model for each kind of file the function reads, all returning one SQL type."""
+    bindings: dict[str, Binding] = {}
+    for kind in registry.modalities(function):
+        try:
+            bindings[kind] = registry.bind(function, model, kind)
+        except UnknownModelError:
+            continue
+    if not bindings:
+        return {"text": registry.bind(function, model, "text")}  # raises the clear error
+    types = {b.output_type for b in bindings.values()}
+    if len(types) > 1:
+        shown = ", ".join(f"{k}: {b.model.name} -> {b.output_type}" for k, b in bindings.items())
+        raise ProgrammingError(
+            f"{function}() over a column of mixed media would return different types ({shown});"
+            " name one model, or mark the column with image(...) or audio(...)"
+        )
+    return bindings

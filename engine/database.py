@@ -14,6 +14,7 @@ import duckdb
 
 from quarrydb.engine.atomic import atomic_write_bytes
 from quarrydb.engine.errors import OperationalError
+from quarrydb.udfs.media_input import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, TEXT_EXTENSIONS
 
 FORMAT_VERSION = 1
 FORMAT_FILE = "FORMAT"
@@ -30,12 +31,36 @@ CREATE TABLE IF NOT EXISTS {INTERNAL_SCHEMA}.result_cache (
 );
 """
 
+
+
+def _kind_by_extension(column: str) -> str:
+    """SQL naming a file's kind from its extension, as read_media reports it."""
+    ext = f"lower(regexp_extract({column}, '\\.([A-Za-z0-9]+)$', 1))"
+
+    def listed(names: tuple[str, ...]) -> str:
+        return ", ".join(f"'{n}'" for n in names)
+
+    return (
+        f"CASE WHEN {ext} IN ({listed(IMAGE_EXTENSIONS)}) THEN 'image'"
+        f" WHEN {ext} IN ({listed(AUDIO_EXTENSIONS)}) THEN 'audio'"
+        f" WHEN {ext} IN ({listed(TEXT_EXTENSIONS)}) THEN 'text' ELSE 'other' END"
+    )
+
+
 # SQL functions that need no model: installed in every connection (not stored in the file).
-# The CASE guards DuckDB's list_cosine_similarity, which rejects a NULL vector cast to a list.
-_MACROS = """
+# - similarity: the CASE guards list_cosine_similarity, which rejects a NULL vector cast to a list;
+# - image(x) / audio(x): mark a value as media for a model call; elsewhere they return x;
+# - read_media(glob): one row per file; read_blob skips the content when it is not selected.
+_MACROS = f"""
 CREATE OR REPLACE TEMP MACRO similarity(a, b) AS
     CASE WHEN a IS NULL OR b IS NULL THEN NULL
          ELSE list_cosine_similarity(a::FLOAT[], b::FLOAT[]) END;
+CREATE OR REPLACE TEMP MACRO image(x) AS x;
+CREATE OR REPLACE TEMP MACRO audio(x) AS x;
+CREATE OR REPLACE TEMP MACRO read_media(pattern) AS TABLE
+    SELECT filename AS path, {_kind_by_extension('filename')} AS kind, size,
+           last_modified AS modified
+    FROM read_blob(pattern);
 """
 
 

@@ -1,14 +1,19 @@
 """Execute a stage: distinct inputs from DuckDB -> cache lookup -> batched model on the misses.
 
-The stage's result is an Arrow table (its keys plus the output column) that the final query reads.
-NULL inputs give NULL outputs and never reach a model.
+Text values are hashed as they are. Media values (paths, file:// URIs, BLOBs) are read in worker
+threads, hashed by content, told apart by kind (image / audio / text file), and decoded in worker
+threads ahead of the model, a bounded chunk at a time so memory stays flat on a folder of any size.
+NULL inputs give NULL outputs and never reach a model; a value that fails gives NULL and a warning
+(or an error with `SET on_media_error = 'raise'`), and a failure is never cached.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,11 +22,18 @@ import pyarrow as pa
 
 from quarrydb.engine import values
 from quarrydb.engine.cache import ResultCache, call_key, content_hash
-from quarrydb.engine.errors import OperationalError, ProgrammingError
+from quarrydb.engine.errors import DataError, OperationalError, ProgrammingError
 from quarrydb.engine.planner import VALUE, Stage
+from quarrydb.udfs import Binding
 from quarrydb.udfs.loaded_models import get_model
+from quarrydb.udfs.media_errors import Failed, MediaError
+from quarrydb.udfs.media_functions import prepare_text_file
+from quarrydb.udfs.media_input import describe, kind_of, read_bytes
 
 Progress = Callable[[str, int, int], None]
+MEDIA_CHUNK = 256  # media values read, decoded and held at once
+TEXT_CHUNK = 8192
+WORKERS = max(2, os.cpu_count() or 2)
 
 
 @dataclass
@@ -35,8 +47,10 @@ class StageStats:
     distinct_inputs: int = 0
     cache_hits: int = 0
     model_inputs: int = 0
+    failed: int = 0
     batches: list[int] = field(default_factory=list)
     seconds_input_query: float = 0.0
+    seconds_read: float = 0.0
     seconds_model: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -49,24 +63,244 @@ class Settings:
 
     device: str
     batch_size: int | None = None  # None: the model's own default
+    on_media_error: str = "null"  # or "raise"
 
 
-def _hash_value(value: Any) -> bytes:
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    if isinstance(value, bytes):
-        return value
-    return json.dumps(value, sort_keys=True, default=str).encode("utf-8")
+@dataclass
+class Item:
+    """One distinct input value on its way through the stage."""
+
+    value: Any
+    rows: list[int]
+    data: bytes | None = None  # media content
+    kind: str = "text"
+    digest: str = ""
+    failure: str | None = None
 
 
-def _check_input_type(stage: Stage, column: pa.ChunkedArray) -> None:
-    spec = stage.call.binding.function
-    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
-        if pa.types.is_null(column.type):
+class StageRun:
+    """The work of one stage, with the connection, settings and counters it shares."""
+
+    def __init__(
+        self,
+        stage: Stage,
+        con: duckdb.DuckDBPyConnection,
+        settings: Settings,
+        progress: Progress | None,
+    ) -> None:
+        self.stage = stage
+        self.call = stage.call
+        self.con = con
+        self.settings = settings
+        self.progress = progress
+        self.cache = ResultCache(con)
+        self.stats = StageStats(stage.number, self.call.binding.function.name,
+                                self.call.binding.model.name)
+        self.warnings: list[str] = []
+        self.is_media = self.call.modality != "text"
+
+    def run(self) -> pa.Table:
+        started = time.perf_counter()
+        try:
+            inputs = self.con.sql(self.stage.input_sql).to_arrow_table()
+        except duckdb.Error as exc:
+            raise ProgrammingError(f"cannot compute the inputs of {self.call.text}: {exc}") from None
+        self.stats.seconds_input_query = time.perf_counter() - started
+        self.stats.rows_in = inputs.num_rows
+        self._check_input_type(inputs.column(0))
+        columns = [inputs.column(i).to_pylist() for i in range(inputs.num_columns)]
+        rows = list(zip(*columns)) if columns else []
+        outputs: list[Any] = [None] * len(rows)
+        # Rows that differ in an option (e.g. a per-row label list) are computed group by group.
+        groups: dict[str, dict[Any, Item]] = {}
+        for index, row in enumerate(rows):
+            if any(v is None for v in row):
+                continue
+            group = groups.setdefault(json.dumps(row[1:], default=str), {})
+            key = bytes(row[0]) if isinstance(row[0], (bytes, bytearray, memoryview)) else row[0]
+            group.setdefault(key, Item(key, [])).rows.append(index)
+        for group_options, items in groups.items():
+            options = dict(self.call.options)
+            options.update(zip(self.call.key_params[1:], json.loads(group_options)))
+            self.stats.distinct_inputs += len(items)
+            chunk = MEDIA_CHUNK if self.is_media else TEXT_CHUNK
+            item_list = list(items.values())
+            for start in range(0, len(item_list), chunk):
+                for item, result in self._compute(item_list[start : start + chunk], options):
+                    for row in item.rows:
+                        outputs[row] = result
+        return inputs.append_column(VALUE, values.to_arrow(self.call.binding.output_type, outputs))
+
+    # --- one chunk of distinct values ----------------------------------------------------------
+
+    def _compute(self, items: list[Item], options: dict[str, Any]) -> list[tuple[Item, Any]]:
+        self._identify(items)
+        done: list[tuple[Item, Any]] = []
+        by_binding: dict[str, list[Item]] = {}
+        for item in items:
+            if item.failure is None and item.kind not in self.call.bindings:
+                readable = " or ".join(self.call.bindings)
+                item.failure = f"{item.kind or 'unrecognised'} media, {self._name} reads {readable}"
+            if item.failure is not None:
+                done.append((item, self._fail(item)))
+            else:
+                by_binding.setdefault(item.kind, []).append(item)
+        for kind, group in by_binding.items():
+            done.extend(self._compute_with(self.call.bindings[kind], group, options))
+        return done
+
+    def _identify(self, items: list[Item]) -> None:
+        """Content, kind and content hash of each value (media files are read in parallel)."""
+        if not self.is_media:
+            for item in items:
+                item.digest = content_hash(_text_bytes(item.value))
             return
+        started = time.perf_counter()
+        with ThreadPoolExecutor(WORKERS) as pool:
+            for item, outcome in zip(items, pool.map(_read, [i.value for i in items])):
+                if isinstance(outcome, MediaError):
+                    item.failure = str(outcome)
+                    continue
+                item.data = outcome
+                item.digest = content_hash(outcome)
+                kind = self.call.modality
+                item.kind = kind_of(outcome, item.value) if kind == "media" else kind
+        self.stats.seconds_read += time.perf_counter() - started
+
+    def _compute_with(
+        self, binding: Binding, items: list[Item], options: dict[str, Any]
+    ) -> list[tuple[Item, Any]]:
+        output_type = binding.output_type
+        model = binding.model
+        key = call_key(binding.function.name, model.name, model.revision, options)
+        cached = self.cache.lookup(key, {i.digest for i in items})
+        self.stats.cache_hits += sum(1 for i in items if i.digest in cached)
+        done = [(i, values.decode(output_type, cached[i.digest])) for i in items
+                if i.digest in cached]
+        missing = _first_per_digest([i for i in items if i.digest not in cached])
+        if not missing:
+            return done
+        fresh: dict[str, bytes] = {}
+        for item, result in zip(missing, self._evaluate(binding, missing, options)):
+            if isinstance(result, Failed):
+                item.failure = result.reason
+                result = self._fail(item)
+            elif result is not None:
+                fresh[item.digest] = values.encode(output_type, result)
+            done.append((item, result))
+        self.cache.store(key, fresh)
+        # Values with the same content as a computed one share its result.
+        by_digest = {i.digest: r for i, r in done}
+        done += [(i, by_digest.get(i.digest)) for i in items
+                 if i.digest not in cached and i not in missing]
+        return done
+
+    # --- the model -----------------------------------------------------------------------------
+
+    def _evaluate(self, binding: Binding, items: list[Item], options: dict[str, Any]) -> list[Any]:
+        """Prepare (in worker threads, ahead of the model) and run the model in batches."""
+        model = binding.model
+        if not model.is_available():
+            raise OperationalError(
+                f"model {model.name!r} for {binding.function.name}() is not available here;"
+                f" {model.how_to_get or 'see SHOW MODELS'}"
+            )
+        try:
+            loaded = get_model(model, self.settings.device)
+        except Exception as exc:  # the user's environment, not their SQL: say which model
+            raise OperationalError(f"cannot load model {model.name!r}: {exc}") from exc
+        size = self.settings.batch_size or model.batch_size
+        if not self.is_media:  # texts of like length share a batch: less padding
+            order = sorted(range(len(items)), key=lambda i: len(items[i].value))
+        else:
+            order = list(range(len(items)))
+        prepare = binding.implementation.prepare
+        if self.is_media and prepare is None:
+            prepare = prepare_text_file  # a text file is read for its words
+        results: list[Any] = [None] * len(items)
+        run_options = dict(options, batch_size=size)
+        started = time.perf_counter()
+        with ThreadPoolExecutor(WORKERS) as pool:
+            prepared = self._prepared(pool, prepare, loaded, [items[i] for i in order])
+            for batch in _batches(zip(order, prepared), size):
+                good = [(i, p) for i, p in batch if not isinstance(p, Failed)]
+                for i, p in batch:
+                    if isinstance(p, Failed):
+                        results[i] = p
+                outputs = self._run_kernel(binding, loaded, [p for _, p in good], run_options)
+                for (i, _), output in zip(good, outputs):
+                    results[i] = output
+                self.stats.batches.append(len(good))
+                self.stats.model_inputs += len(good)
+                if self.progress is not None:
+                    done = sum(self.stats.batches)
+                    self.progress(f"stage {self.stage.number}: {self._name}", done, len(items))
+        self.stats.seconds_model += time.perf_counter() - started
+        return results
+
+    def _prepared(
+        self, pool: ThreadPoolExecutor, prepare: Any, loaded: Any, items: list[Item]
+    ) -> Iterator[Any]:
+        if prepare is None:
+            return iter([item.value for item in items])
+
+        def one(item: Item) -> Any:
+            try:
+                return prepare(loaded, item.data)
+            except MediaError as exc:
+                return Failed(str(exc))
+
+        return pool.map(one, items)
+
+    def _run_kernel(
+        self, binding: Binding, loaded: Any, batch: list[Any], options: dict[str, Any]
+    ) -> list[Any]:
+        """Run one batch; a batch that runs out of device memory is split and retried."""
+        if not batch:
+            return []
+        try:
+            return list(binding.implementation.kernel(loaded, batch, options))
+        except MediaError:
+            raise
+        except ValueError as exc:
+            raise ProgrammingError(f"{self.call.text}: {exc}") from None
+        except Exception as exc:
+            if not _is_out_of_memory(exc) or len(batch) == 1:
+                raise
+            _free_device_memory()
+            half = len(batch) // 2
+            return (self._run_kernel(binding, loaded, batch[:half], options)
+                    + self._run_kernel(binding, loaded, batch[half:], options))
+
+    # --- failures ------------------------------------------------------------------------------
+
+    @property
+    def _name(self) -> str:
+        return f"{self.call.binding.function.name}()"
+
+    def _fail(self, item: Item) -> None:
+        message = f"{self._name}: {describe(item.value)}: {item.failure}"
+        if self.settings.on_media_error == "raise":
+            raise DataError(message)
+        self.stats.failed += 1
+        self.warnings.append(message)
+        return None
+
+    def _check_input_type(self, column: pa.ChunkedArray) -> None:
+        kind = column.type
+        if pa.types.is_null(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            return
+        if self.is_media and (pa.types.is_binary(kind) or pa.types.is_large_binary(kind)):
+            return
+        if pa.types.is_binary(kind) or pa.types.is_large_binary(kind):
+            raise ProgrammingError(
+                f"{self._name} got a BLOB in {self.call.text}: mark it as media with image(x) or"
+                " audio(x)"
+            )
+        wanted = "text" if not self.is_media else "a path, file:// URI or BLOB"
         raise ProgrammingError(
-            f"{spec.name}() expects text for its input, got {column.type} in"
-            f" {stage.call.text} (cast it, e.g. CAST(x AS VARCHAR))"
+            f"{self._name} expects {wanted} for its input, got {kind} in {self.call.text}"
+            " (cast it, e.g. CAST(x AS VARCHAR))"
         )
 
 
@@ -75,96 +309,53 @@ def run_stage(
     con: duckdb.DuckDBPyConnection,
     settings: Settings,
     progress: Progress | None = None,
-) -> tuple[pa.Table, StageStats]:
+) -> tuple[pa.Table, StageStats, list[str]]:
     """Compute the stage's table: one row per distinct key tuple, with its output value."""
-    call = stage.call
-    binding = call.binding
-    stats = StageStats(stage.number, binding.function.name, binding.model.name)
-    started = time.perf_counter()
+    work = StageRun(stage, con, settings, progress)
+    table = work.run()
+    return table, work.stats, work.warnings
+
+
+def _read(value: Any) -> bytes | MediaError:
     try:
-        inputs = con.sql(stage.input_sql).to_arrow_table()
-    except duckdb.Error as exc:
-        raise ProgrammingError(f"cannot compute the inputs of {call.text}: {exc}") from None
-    stats.seconds_input_query = time.perf_counter() - started
-    stats.rows_in = inputs.num_rows
-    _check_input_type(stage, inputs.column(0))
-
-    columns = [inputs.column(i).to_pylist() for i in range(inputs.num_columns)]
-    rows = list(zip(*columns)) if columns else []
-    outputs: list[Any] = [None] * len(rows)
-    # Rows that vary in an option (e.g. a per-row label list) are computed group by group.
-    groups: dict[str, list[int]] = {}
-    for index, row in enumerate(rows):
-        if any(v is None for v in row):
-            continue
-        groups.setdefault(json.dumps(row[1:], default=str), []).append(index)
-    cache = ResultCache(con)
-    output_type = binding.output_type
-    for group_options, members in groups.items():
-        options = dict(call.options)
-        options.update(zip(call.key_params[1:], json.loads(group_options)))
-        key = call_key(binding.function.name, binding.model.name, binding.model.revision, options)
-        hashes = [content_hash(_hash_value(rows[i][0])) for i in members]
-        unique: dict[str, Any] = {}
-        for h, i in zip(hashes, members):
-            unique.setdefault(h, rows[i][0])
-        stats.distinct_inputs += len(unique)
-        found = {h: values.decode(output_type, b) for h, b in cache.lookup(key, unique).items()}
-        stats.cache_hits += len(found)
-        missing = [h for h in unique if h not in found]
-        if missing:
-            computed = _evaluate(stage, settings, [unique[h] for h in missing], options, stats,
-                                 progress)
-            fresh = dict(zip(missing, computed))
-            cache.store(key, {h: values.encode(output_type, v) for h, v in fresh.items()
-                              if v is not None})
-            found.update(fresh)
-        for h, i in zip(hashes, members):
-            outputs[i] = found[h]
-    table = inputs.append_column(VALUE, values.to_arrow(output_type, outputs))
-    return table, stats
+        return read_bytes(value)
+    except MediaError as exc:
+        return exc
 
 
-def _evaluate(
-    stage: Stage,
-    settings: Settings,
-    inputs: list[Any],
-    options: dict[str, Any],
-    stats: StageStats,
-    progress: Progress | None,
-) -> list[Any]:
-    """Run the model over the inputs in batches of the model's batch size."""
-    binding = stage.call.binding
-    model = binding.model
-    if not model.is_available():
-        raise OperationalError(
-            f"model {model.name!r} for {binding.function.name}() is not available here;"
-            f" {model.how_to_get or 'see SHOW MODELS'}"
-        )
-    try:
-        loaded = get_model(model, settings.device)
-    except Exception as exc:  # a model that fails to load is the user's environment, not SQL
-        raise OperationalError(f"cannot load model {model.name!r}: {exc}") from exc
-    size = settings.batch_size or model.batch_size
-    started = time.perf_counter()
-    # Texts of like length share a batch, so little of each batch is padding.
-    order = sorted(range(len(inputs)), key=lambda i: len(inputs[i]) if isinstance(
-        inputs[i], str) else 0)
-    ordered = [inputs[i] for i in order]
-    computed: list[Any] = []
-    run_options = dict(options, batch_size=size)
-    for start in range(0, len(ordered), size):
-        batch = ordered[start : start + size]
-        try:
-            computed.extend(binding.implementation.kernel(loaded, batch, run_options))
-        except ValueError as exc:
-            raise ProgrammingError(f"{stage.call.text}: {exc}") from None
-        stats.batches.append(len(batch))
-        stats.model_inputs += len(batch)
-        if progress is not None:
-            progress(f"stage {stage.number}: {binding.function.name}", len(computed), len(inputs))
-    stats.seconds_model += time.perf_counter() - started
-    results: list[Any] = [None] * len(inputs)
-    for position, value in zip(order, computed):
-        results[position] = value
-    return results
+def _text_bytes(value: Any) -> bytes:
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    return json.dumps(value, sort_keys=True, default=str).encode("utf-8")
+
+
+def _first_per_digest(items: list[Item]) -> list[Item]:
+    seen: dict[str, Item] = {}
+    for item in items:
+        seen.setdefault(item.digest, item)
+    return list(seen.values())
+
+
+def _batches(pairs: Iterator[tuple[int, Any]], size: int) -> Iterator[list[tuple[int, Any]]]:
+    batch: list[tuple[int, Any]] = []
+    for pair in pairs:
+        batch.append(pair)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _is_out_of_memory(exc: Exception) -> bool:
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+def _free_device_memory() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+__all__: Sequence[str] = ["Settings", "StageStats", "run_stage"]

@@ -15,7 +15,7 @@ from sqlglot import exp
 
 from quarrydb.engine.binder import ModelCall
 from quarrydb.engine.errors import InternalError
-from quarrydb.engine.sqltree import conjuncts, from_clause, to_sql
+from quarrydb.engine.sqltree import conjuncts, from_clause, select_sources, to_sql
 from quarrydb.udfs import Registry
 
 KEY = "__qk{}"
@@ -138,10 +138,7 @@ def _scope_of(call: ModelCall) -> exp.Select | exp.Update | None:
 def _sources(scope: exp.Expression) -> list[exp.Expression]:
     if isinstance(scope, exp.Update):
         return [scope.this]
-    source = from_clause(scope) if isinstance(scope, exp.Select) else None
-    if source is None:
-        return []
-    return [source.this, *[j.this for j in scope.args.get("joins") or []]]
+    return select_sources(scope) if isinstance(scope, exp.Select) else []
 
 
 def _source_names(scope: exp.Expression) -> set[str]:

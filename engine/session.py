@@ -120,40 +120,46 @@ class Session:
     # --- statements with model calls -----------------------------------------------------------
 
     def _plan(self, tree: exp.Expression) -> Plan:
-        calls = [bind_call(n, self.registry, self._constant) for n in
+        calls = [bind_call(n, self.registry, self._constant, self._column_comment) for n in
                  model_call_nodes(tree, self.registry)]
         prefix = f"__quarry_stage_{uuid.uuid4().hex[:8]}_"
         return plan_statement(tree, calls, self.registry, prefix)
 
-    def _run_stages(self, plan: Plan) -> tuple[list[str], dict[str, Any]]:
+    def _run_stages(self, plan: Plan) -> tuple[list[str], dict[str, Any], list[str]]:
         stats = empty_stats()
+        warnings: list[str] = []
         registered: list[str] = []
         try:
             for stage in plan.stages:
-                table, stage_stats = run_stage(stage, self.con, self.settings, self.progress)
+                table, stage_stats, stage_warnings = run_stage(
+                    stage, self.con, self.settings, self.progress
+                )
                 self.con.register(stage.table, table)
                 registered.append(stage.table)
                 _add_stats(stats, stage_stats)
+                warnings += stage_warnings
         except BaseException:
             self._unregister(registered)
             raise
-        return registered, stats
+        return registered, stats, warnings
 
     def _run_with_models(self, tree: exp.Expression, kind: str) -> Result:
         plan = self._plan(tree)
-        registered, stats = self._run_stages(plan)
+        registered, stats, warnings = self._run_stages(plan)
         try:
             result = self._run_duckdb(plan.final_sql, None, kind)
         finally:
             self._unregister(registered)
         result.stats = stats
+        result.warnings = warnings
         return result
 
     def _explain(self, tree: exp.Expression, analyze: bool) -> Result:
         plan = self._plan(tree)
         stats = empty_stats()
+        warnings: list[str] = []
         if analyze:
-            registered, stats = self._run_stages(plan)
+            registered, stats, warnings = self._run_stages(plan)
         else:
             registered = self._register_empty_stages(plan)
         keys = [f"model stage {s.number}" for s in plan.stages]
@@ -170,7 +176,7 @@ class Session:
             "explain_key": keys + duck.column(0).to_pylist(),
             "explain_value": texts + duck.column(1).to_pylist(),
         }
-        return Result(pa.table(rows), stats=stats)
+        return Result(pa.table(rows), stats=stats, warnings=warnings)
 
     def _register_empty_stages(self, plan: Plan) -> list[str]:
         """EXPLAIN binds the final SQL without running a model: empty stage tables suffice."""
@@ -204,6 +210,16 @@ class Session:
             raise from_duckdb(exc) from None
         return rows[0][0] if rows else None
 
+    def _column_comment(self, schema: str | None, table: str, column: str) -> str | None:
+        """A column's comment, where media columns are declared ('media', 'media:image')."""
+        sql = ("SELECT comment FROM duckdb_columns() WHERE lower(table_name) = lower(?)"
+               " AND lower(column_name) = lower(?) AND (? IS NULL OR schema_name = ?)")
+        try:
+            rows = self.con.execute(sql, [table, column, schema, schema]).fetchall()
+        except duckdb.Error:
+            return None
+        return rows[0][0] if rows else None
+
     # --- quarrydb's own commands ---------------------------------------------------------------
 
     def _apply_setting(self, name: str, value: str) -> bool:
@@ -213,6 +229,11 @@ class Session:
                 self.settings.device = validate_device(value)
             except ValueError as exc:
                 raise ProgrammingError(str(exc)) from None
+            return True
+        if name == "on_media_error":
+            if value.lower() not in ("null", "raise"):
+                raise ProgrammingError(f"on_media_error is 'null' or 'raise', got {value!r}")
+            self.settings.on_media_error = value.lower()
             return True
         if name == "model_batch_size":
             try:

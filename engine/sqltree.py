@@ -29,3 +29,11 @@ def is_constant(node: exp.Expression) -> bool:
         isinstance(n, (exp.Column, exp.Select, exp.Placeholder, exp.Parameter, exp.Star))
         for n in node.walk()
     )
+
+
+def select_sources(select: exp.Select) -> list[exp.Expression]:
+    """The FROM item and every joined item of a SELECT, in order."""
+    source = from_clause(select)
+    if source is None:
+        return []
+    return [source.this, *[j.this for j in select.args.get("joins") or []]]

@@ -8,7 +8,7 @@ from typing import Any
 from quarrydb.udfs.registry import ModelSpec
 
 _loaded: dict[tuple[str, str, str], Any] = {}
-_lock = threading.Lock()
+_lock = threading.RLock()  # re-entrant: a composite model loads its parts through here
 load_count = 0  # how many real loads happened; tests use it to show models load once
 
 

@@ -14,3 +14,18 @@ class MediaError(ValueError):
     The message names the problem briefly, e.g.
     "truncated or corrupt image: cannot identify image file".
     """
+
+
+class Failed:
+    """A kernel's answer for one item that has no result (e.g. audio with no speech).
+
+    The engine turns it into NULL plus a warning that carries the reason, and never caches it.
+    """
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"Failed({self.reason!r})"

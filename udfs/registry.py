@@ -48,10 +48,15 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class Implementation:
-    """A function as carried out by one model: the kernel and the SQL type it returns."""
+    """A function as carried out by one model: the kernel and the SQL type it returns.
+
+    prepare (media only) turns one value's bytes into what the kernel batches, e.g. a decoded,
+    resized image tensor; it runs in CPU worker threads ahead of the kernel.
+    """
 
     kernel: Kernel
     output_type: str  # a DuckDB type, e.g. "FLOAT[384]" or "VARCHAR"
+    prepare: Callable[[Any, bytes], Any] | None = None
 
 
 @dataclass
@@ -60,7 +65,7 @@ class FunctionSpec:
 
     name: str
     params: tuple[Param, ...]
-    default_model: str
+    default_models: dict[str, str]  # modality -> the model used when the call names none
     description: str
     implementations: dict[str, Implementation] = field(default_factory=dict)
     # Checks constant options when the statement is bound; raises ValueError with a clear message.
@@ -99,7 +104,7 @@ class Registry:
     def __init__(self) -> None:
         self._functions: dict[str, FunctionSpec] = {}
         self._models: dict[str, ModelSpec] = {}
-        self._resolvers: list[Callable[[FunctionSpec, str], Binding | None]] = []
+        self._resolvers: list[Callable[[FunctionSpec, str, str], Binding | None]] = []
 
     def add_function(self, spec: FunctionSpec) -> None:
         self._functions[spec.name.lower()] = spec
@@ -107,7 +112,7 @@ class Registry:
     def add_model(self, spec: ModelSpec) -> None:
         self._models[spec.name] = spec
 
-    def add_resolver(self, resolver: Callable[[FunctionSpec, str], Binding | None]) -> None:
+    def add_resolver(self, resolver: Callable[[FunctionSpec, str, str], Binding | None]) -> None:
         """Resolve model names that are not registered, such as a local checkpoint path."""
         self._resolvers.append(resolver)
 
@@ -127,18 +132,32 @@ class Registry:
     def implementations_of(self, model_name: str) -> list[str]:
         return [f.name for f in self._functions.values() if model_name in f.implementations]
 
-    def bind(self, function: str, model_name: str | None = None) -> Binding:
-        """Pick the model for a call; raise UnknownModelError naming the choices."""
+    def modalities(self, function: str) -> list[str]:
+        return list(self._functions[function.lower()].default_models)
+
+    def bind(self, function: str, model_name: str | None = None, modality: str = "text") -> Binding:
+        """Pick the model for a call on values of one modality; UnknownModelError names the
+        choices."""
         spec = self._functions[function.lower()]
-        name = model_name or spec.default_model
-        if name in spec.implementations and name in self._models:
-            return Binding(spec, self._models[name], spec.implementations[name])
+        name = model_name or spec.default_models.get(modality)
+        if name is None:
+            readable = ", ".join(spec.default_models)
+            raise UnknownModelError(f"{spec.name}() does not read {modality}; it reads {readable}")
+        model = self._models.get(name)
+        if name in spec.implementations and model is not None:
+            if model.modality != modality:
+                raise UnknownModelError(
+                    f"model {name!r} reads {model.modality}, not {modality}, in {spec.name}()"
+                )
+            return Binding(spec, model, spec.implementations[name])
         for resolver in self._resolvers:
-            found = resolver(spec, name)
+            found = resolver(spec, name, modality)
             if found is not None:
                 return found
-        choices = ", ".join(sorted(spec.implementations))
+        choices = ", ".join(
+            sorted(m for m in spec.implementations if self._models[m].modality == modality)
+        )
         raise UnknownModelError(
-            f"unknown model {name!r} for {spec.name}(); available: {choices}"
-            " (or a local model directory path). SHOW MODELS lists them."
+            f"unknown model {name!r} for {spec.name}() on {modality}; available: {choices}"
+            " (or a local model path). SHOW MODELS lists them."
         )

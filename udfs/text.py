@@ -134,10 +134,10 @@ def _sentence_transformer_dim(path: Path) -> int | None:
 TEXT_KERNELS = {"embed": embed_text, "classify": classify_text}
 
 
-def resolve_text_model(function: FunctionSpec, name: str) -> Binding | None:
+def resolve_text_model(function: FunctionSpec, name: str, modality: str) -> Binding | None:
     """Bind a sentence-transformers model given as a local directory or as `hf:<hub id>`."""
     kernel = TEXT_KERNELS.get(function.name)
-    if kernel is None:
+    if kernel is None or modality != "text":
         return None
     if name.startswith("hf:"):
         hub_id = name[3:]
