@@ -104,7 +104,8 @@ class StageRun:
         try:
             inputs = self.con.sql(self.stage.input_sql).to_arrow_table()
         except duckdb.Error as exc:
-            raise ProgrammingError(f"cannot compute the inputs of {self.call.text}: {exc}") from None
+            message = f"cannot compute the inputs of {self.call.text}: {exc}"
+            raise ProgrammingError(message) from None
         self.stats.seconds_input_query = time.perf_counter() - started
         self.stats.rows_in = inputs.num_rows
         self._check_input_type(inputs.column(0))

@@ -88,7 +88,7 @@ def bridge_spec() -> ModelSpec:
     )
 
 
-# --- real CLIP through open_clip: clip:<architecture>[@<checkpoint path>] --------------------------
+# --- real CLIP through open_clip: clip:<architecture>[@<checkpoint path>] -------------------
 
 
 def resolve_clip(function: FunctionSpec, name: str, modality: str) -> Binding | None:
