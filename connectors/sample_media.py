@@ -63,6 +63,10 @@ class SampleMedia:
     texts: dict[str, str] = field(default_factory=dict)  # path -> content
     bad: dict[str, str] = field(default_factory=dict)  # path -> what is wrong with it
 
+    def root_path(self, relative: str) -> str:
+        """The absolute path of a file in the folder, as the other fields give it."""
+        return str(self.root / relative)
+
     def all_paths(self) -> list[str]:
         """Every file written, sorted; handy for hashing and listing."""
         paths = [*self.images, *self.speech, *self.non_speech, *self.texts, *self.bad]
