@@ -30,6 +30,13 @@ class ModelCall:
     options: dict[str, Any] = field(default_factory=dict)  # constant options, evaluated
     modality: str = "text"  # text / image / audio, or media: the kind is told value by value
     bindings: dict[str, Binding] = field(default_factory=dict)  # kind -> binding, for media
+    model_named: bool = False  # the SQL chose the model (else the function's default)
+
+    def rebind(self, registry: Registry, model_name: str) -> None:
+        """Use another model for every kind this call reads (see align_spaces)."""
+        self.bindings = {k: registry.bind(self.binding.function.name, model_name, k)
+                         for k in self.bindings}
+        self.binding = next(iter(self.bindings.values()))
 
     @property
     def keys(self) -> list[exp.Expression]:
@@ -109,11 +116,17 @@ def bind_call(
             bindings = {modality: binding}
     except UnknownModelError as exc:
         raise ProgrammingError(str(exc)) from None
-    return ModelCall(node, binding, key_positions, key_params, options, modality, bindings)
+    return ModelCall(node, binding, key_positions, key_params, options, modality, bindings,
+                     model_named=model_name is not None)
 
 
 def _media_bindings(registry: Registry, function: str, model: str | None) -> dict[str, Binding]:
-    """The model for each kind of file the function reads, all returning one SQL type."""
+    """The model for each kind of file the function reads, all returning one SQL type.
+
+    With no model named and CLIP the image default, CLIP reads the text files too (one space)."""
+    image_default = registry.default_model(function, "image")
+    if model is None and image_default and image_default.startswith("clip:"):
+        model = image_default
     bindings: dict[str, Binding] = {}
     for kind in registry.modalities(function):
         try:

@@ -18,6 +18,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from quarrydb.engine import statements, values
+from quarrydb.engine.align_spaces import align_similarity_spaces
 from quarrydb.engine.binder import bind_call, model_call_nodes
 from quarrydb.engine.database import Database
 from quarrydb.engine.errors import Error, ProgrammingError, from_duckdb
@@ -122,6 +123,7 @@ class Session:
     def _plan(self, tree: exp.Expression) -> Plan:
         calls = [bind_call(n, self.registry, self._constant, self._column_comment) for n in
                  model_call_nodes(tree, self.registry)]
+        align_similarity_spaces(tree, calls, self.registry)
         prefix = f"__quarry_stage_{uuid.uuid4().hex[:8]}_"
         return plan_statement(tree, calls, self.registry, prefix)
 

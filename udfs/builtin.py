@@ -60,4 +60,10 @@ def build_registry() -> Registry:
 
     registry.add_resolver(text.resolve_text_model)
     registry.add_resolver(media.resolve_clip)
+    clip = media.local_clip()
+    if clip is not None:  # real CLIP weights are here: they beat the offline stand-in
+        for name in ("embed", "classify"):
+            spec = registry.function(name)
+            assert spec is not None
+            spec.default_models["image"] = clip
     return registry

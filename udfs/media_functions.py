@@ -7,6 +7,7 @@ the model has no answer for (audio with no speech) comes back from the kernel as
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -124,6 +125,25 @@ def resolve_clip(function: FunctionSpec, name: str, modality: str) -> Binding | 
     )
     prepare = prepare_image if modality == "image" else None
     return Binding(function, spec, Implementation(kernel, output, prepare))
+
+
+def model_dir() -> Path:
+    """Where local weights are looked for: $QUARRYDB_MODEL_DIR, else ~/.cache/quarrydb/models."""
+    return Path(os.environ.get("QUARRYDB_MODEL_DIR", "~/.cache/quarrydb/models")).expanduser()
+
+
+def local_clip() -> str | None:
+    """`clip:<arch>@<file>` for the first checkpoint in <model dir>/clip/<arch>.pt, if any.
+
+    When one is there, CLIP is the default image model: it is the better model, and these are
+    its weights on this machine."""
+    import open_clip
+
+    folder = model_dir() / "clip"
+    for checkpoint in sorted(folder.glob("*.pt")) if folder.is_dir() else []:
+        if checkpoint.stem in open_clip.list_models():
+            return f"clip:{checkpoint.stem}@{checkpoint}"
+    return None
 
 
 def _classify_texts_clip(model: Any, batch: Sequence[str], options: dict[str, Any]) -> list[str]:

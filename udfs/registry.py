@@ -132,6 +132,9 @@ class Registry:
     def implementations_of(self, model_name: str) -> list[str]:
         return [f.name for f in self._functions.values() if model_name in f.implementations]
 
+    def default_model(self, function: str, modality: str) -> str | None:
+        return self._functions[function.lower()].default_models.get(modality)
+
     def modalities(self, function: str) -> list[str]:
         return list(self._functions[function.lower()].default_models)
 
