@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from quarrydb.udfs import captioner, text
 from quarrydb.udfs import media_functions as media
-from quarrydb.udfs import text
 from quarrydb.udfs.registry import FunctionSpec, Implementation, Param, Registry
 
 INPUT = Param("input", "input")
@@ -60,6 +60,12 @@ def build_registry() -> Registry:
 
     registry.add_resolver(text.resolve_text_model)
     registry.add_resolver(media.resolve_clip)
+    registry.add_resolver(captioner.resolve_captioner)
+    found_captioner = captioner.local_captioner(media.model_dir())
+    if found_captioner is not None:  # a real captioner is here: it describes, not just names
+        caption = registry.function("caption")
+        assert caption is not None
+        caption.default_models["image"] = found_captioner
     clip = media.local_clip()
     if clip is not None:  # real CLIP weights are here: they beat the offline stand-in
         for name in ("embed", "classify"):
