@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from quarrydb.udfs.device import half_precision
 from quarrydb.udfs.image_decode import decode_image
 from quarrydb.udfs.text import TextEmbedder, check_labels
 
@@ -106,7 +107,7 @@ class ImageClassifier:
 
     def probabilities(self, batch: torch.Tensor) -> np.ndarray:
         """(n, 3, 224, 224) tensor -> (n, 1000) float32 softmax probabilities."""
-        with torch.inference_mode():
+        with torch.inference_mode(), half_precision(self.device):
             logits = self.model(batch.to(self.device, dtype=torch.float32))
             return logits.float().softmax(dim=-1).cpu().numpy()
 
@@ -307,13 +308,13 @@ class ClipModel(_LabelCache):
         return self.transform(img)
 
     def embed_images(self, batch: torch.Tensor) -> np.ndarray:
-        with torch.inference_mode():
+        with torch.inference_mode(), half_precision(self.device):
             features = self.model.encode_image(batch.to(self.device))
             return _normalise(features.float().cpu().numpy())
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         tokens = self.tokenizer(list(texts))
-        with torch.inference_mode():
+        with torch.inference_mode(), half_precision(self.device):
             features = self.model.encode_text(tokens.to(self.device))
             return _normalise(features.float().cpu().numpy())
 

@@ -55,7 +55,10 @@ def load_sentence_transformer(location: str, device: str, local: bool = True) ->
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()  # a per-load progress bar is noise in SQL output
-    return TextEmbedder(SentenceTransformer(location, device=device, local_files_only=local))
+    model = SentenceTransformer(location, device=device, local_files_only=local)
+    if device.startswith("cuda"):
+        model = model.half()  # safe for inference; outputs are re-normalised float32
+    return TextEmbedder(model)
 
 
 def embed_text(model: TextEmbedder, texts: Sequence[str], options: dict[str, Any]) -> np.ndarray:
