@@ -1,4 +1,5 @@
-"""`make demo`: a short tour of quarrydb's SQL on real text (Debian's fortunes), as tables."""
+"""`make demo`: a short tour of quarrydb's SQL on real text (Debian's fortunes), images
+(scikit-image's samples) and speech (LibriVox, espeak-ng), printed as tables."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import quarrydb  # noqa: E402
+from quarrydb.connectors.sample_media import write_sample_media  # noqa: E402
 from quarrydb.connectors.table_format import format_table  # noqa: E402
 
 FORTUNES = Path("/usr/share/games/fortunes")
@@ -45,6 +47,8 @@ def show(cur: quarrydb.Cursor, title: str, sql: str) -> None:
     table = cur.fetch_arrow_table()
     elapsed = time.perf_counter() - started
     print(format_table(table))
+    for warning in cur.warnings:
+        print(f"warning: {warning}")
     stats = cur.stats
     if stats:
         print(f"({elapsed:.2f} s; values sent to models: {stats['model_inputs']},"
@@ -78,7 +82,30 @@ WHERE topic <> 'love' AND classify(body, [{topics}]) = 'food'""")
         show(cur, "the same question again: everything comes from the result cache",
              f"""SELECT classify(body, [{topics}]) AS predicted, count(*) AS n
 FROM quotes GROUP BY ALL ORDER BY n DESC""")
+        media_tour(cur, folder / "media")
     print(f"\nThe database stays in {database}: open it with  quarrydb {database}")
+
+
+def media_tour(cur: quarrydb.Cursor, folder: Path) -> None:
+    """Images and recordings made from package data, asked about in SQL."""
+    media = write_sample_media(folder)
+    root = media.root
+    show(cur, "a folder of media is a table", f"""SELECT kind, count(*) AS files, sum(size) AS bytes
+FROM read_media('{root}/**/*') GROUP BY kind ORDER BY kind""")
+    show(cur, "classify and caption images (the caption model here is the offline stand-in)",
+         f"""SELECT regexp_extract(path, '[^/]+$') AS file,
+       classify(path, ['cat', 'coffee', 'rocket', 'person', 'motorcycle']) AS label,
+       caption(path) AS caption
+FROM read_media('{root}/images/*') ORDER BY file""")
+    show(cur, "text-to-image search", f"""SELECT regexp_extract(p.path, '[^/]+$') AS file
+FROM read_media('{root}/images/*') p
+ORDER BY similarity(embed(p.path), embed('a hot drink')) DESC LIMIT 3""")
+    show(cur, "transcribe recordings (Whisper tiny.en, packaged)",
+         f"""SELECT regexp_extract(path, '[^/]+$') AS file, transcribe(path) AS words
+FROM read_media('{root}/audio/*') WHERE kind = 'audio' AND size < 5000000 ORDER BY file""")
+    show(cur, "bad media gives NULL and a warning, and the query goes on",
+         f"""SELECT regexp_extract(path, '[^/]+$') AS file, caption(image(path)) AS caption
+FROM read_media('{root}/bad/*') WHERE kind = 'image' ORDER BY file""")
 
 
 if __name__ == "__main__":
