@@ -16,6 +16,8 @@ result itself (the engine reads and decodes a bounded chunk of files at a time).
 
 Run: .venv/bin/python benchmarks/media_throughput.py [--images 256] [--clips 24] [--repeats 3]
      [--device cpu|cuda] [--memory [--memory-images 256]]
+The defaults take about 3 minutes on 2 CPU cores (with --memory); on a GPU use more files, e.g.
+--images 4096 --clips 256, so that each run lasts long enough to time.
 """
 
 from __future__ import annotations
@@ -98,12 +100,18 @@ def make_images(sources: list[str], folder: Path, count: int) -> list[str]:
 
 
 def make_clips(sources: list[str], folder: Path, count: int) -> list[str]:
-    """`count` distinct WAV clips (16-bit, each source's own rate): the speech clips in turn,
-    each repeat with a different gain and a few more milliseconds of leading silence."""
+    """`count` distinct WAV clips (16-bit, each source's own rate): the distinct speech
+    recordings in turn, each repeat with a different gain and 5 ms more leading silence."""
     import soundfile as sf
 
     folder.mkdir(parents=True, exist_ok=True)
-    originals = [sf.read(path, dtype="float32", always_2d=True) for path in sources]
+    originals, heard = [], set()
+    for path in sources:  # the weather WAV and FLAC hold the same audio: keep one
+        samples, rate = sf.read(path, dtype="float32", always_2d=True)
+        key = _digest(samples.tobytes() + str(rate).encode())
+        if key not in heard:
+            heard.add(key)
+            originals.append((samples, rate))
     seen: set[str] = set()
     paths = []
     for i in range(count):
@@ -148,6 +156,16 @@ def run_engine(
     return elapsed, table, stats
 
 
+def warm_engine(
+    paths: list[str], folder: Path, function: str, device: str, batch: int | None
+) -> None:
+    """One engine query over a few of the files (linked into a folder of their own)."""
+    folder.mkdir(exist_ok=True)
+    for p in paths:
+        (folder / Path(p).name).symlink_to(p)
+    run_engine(folder, function, len(paths), device, batch)
+
+
 def run_plain(
     binding: Binding, loaded: Any, paths: list[str], batch: int
 ) -> tuple[float, list[Any], float, float]:
@@ -180,12 +198,8 @@ def compare(
 ) -> list[str]:
     loaded = loaded_models.get_model(binding.model, device)
     loads = loaded_models.load_count
-    warm = folder.parent / f"{folder.name}_warm"
-    warm.mkdir(exist_ok=True)
-    for p in paths[: min(len(paths), batch)]:  # one batch: threads, kernels, the engine's path
-        (warm / Path(p).name).symlink_to(p)
-    run_plain(binding, loaded, paths[:batch], batch)
-    run_engine(warm, function, min(len(paths), batch), device, batch)
+    run_plain(binding, loaded, paths[:batch], batch)  # one batch: threads, kernels, allocator
+    warm_engine(paths[:batch], folder.parent / f"{folder.name}_warm", function, device, batch)
 
     engine: list[float] = []
     plain: list[float] = []
@@ -274,38 +288,65 @@ def _trim() -> None:
         pass
 
 
-def memory_check(sources: list[str], root: Path, base: int, device: str) -> list[str]:
+def measure_memory(work: Callable[[], Any], resettable: bool, device: str) -> tuple[Any, str]:
+    """Run `work`; what it returns, and its peak RSS (and CUDA memory) above the RSS before."""
+    _trim()
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        cuda_before = torch.cuda.memory_allocated()
+    if resettable:
+        _reset_peak()
+        before = _status_kb("VmRSS") or 0
+    else:
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = work()
+    peak = (_status_kb("VmHWM") if resettable
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) or 0
+    _trim()  # what stays: freed memory handed back first
+    after = _status_kb("VmRSS") or 0
+    shown = (f"peak RSS +{(peak - before) / 1024:6.1f} MiB,"
+             f" after +{(after - before) / 1024:6.1f} MiB")
+    if cuda:
+        extra = (torch.cuda.max_memory_allocated() - cuda_before) / 2**20
+        shown += f", CUDA peak +{extra:6.1f} MiB"
+    return result, shown
+
+
+def memory_check(
+    sources: list[str], root: Path, base: int, binding: Binding, device: str
+) -> list[str]:
     sizes = [base, 4 * base]
     folders = []
     for size in sizes:
         folder = root / f"mem_{size}"
         make_images(sources, folder, size)
         folders.append(folder)
-    run_engine(folders[0], "embed", base, device, None)  # warm: allocator pools, thread stacks
+    batch = binding.model.batch_size
+    loaded = loaded_models.get_model(binding.model, device)
+    small = sorted(str(p) for p in folders[0].iterdir())
+    run_plain(binding, loaded, small[:batch], batch)
+    warm_engine(small[:batch], root / "mem_warm", "embed", device, None)  # pools, thread stacks
     resettable = _reset_peak()
+    how = "VmHWM reset before each" if resettable else "ru_maxrss, never reset: a lower bound"
     lines = [
-        f"memory: peak RSS growth over the RSS before each query, engine embedding image folders"
-        f" of {sizes[0]} and {sizes[1]} (executor chunk: {executor.MEDIA_CHUNK} files);"
-        f" peak from {'VmHWM, reset per query' if resettable else 'ru_maxrss (never reset)'}",
+        f"memory: growth over the RSS just before each run ({how}); executor chunk"
+        f" {executor.MEDIA_CHUNK} files, batch {batch}",
     ]
+    (_, _, _, _), shown = measure_memory(
+        lambda: run_plain(binding, loaded, small, batch), resettable, device
+    )
+    files_mb = sum(Path(p).stat().st_size for p in small) / 2**20
+    lines.append(f"  plain loop {sizes[0]:5d} images ({files_mb:5.1f} MiB of files): {shown}"
+                 "   <- the model's own working memory")
     for size, folder in zip(sizes, folders):
-        _trim()
-        if resettable:
-            _reset_peak()
-            before = _status_kb("VmRSS") or 0
-        else:
-            before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         files_mb = sum(p.stat().st_size for p in folder.iterdir()) / 2**20
-        seconds, table, _ = run_engine(folder, "embed", size, device, None)
-        peak = (_status_kb("VmHWM") if resettable
-                else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) or 0
-        after = _status_kb("VmRSS") or 0
-        lines.append(
-            f"  {size:5d} images ({files_mb:5.1f} MiB of files):"
-            f" peak +{(peak - before) / 1024:6.1f} MiB,"
-            f" RSS after +{(after - before) / 1024:6.1f} MiB, result"
-            f" {table.nbytes / 2**20:5.2f} MiB, {seconds:6.1f} s"
+        (seconds, table, _), shown = measure_memory(
+            lambda f=folder, n=size: run_engine(f, "embed", n, device, None), resettable, device
         )
+        lines.append(f"  quarrydb   {size:5d} images ({files_mb:5.1f} MiB of files): {shown};"
+                     f" result {table.nbytes / 2**20:4.2f} MiB, {seconds:5.1f} s")
         del table
     return lines
 
@@ -366,14 +407,16 @@ def main() -> None:
         if not args.skip_audio:
             paths = make_clips(clip_sources, root / "audio", args.clips)
             seconds = sum(soundfile.info(p).duration for p in paths)
-            print(f"(audio: {len(paths)} clips from {len(clip_sources)} speech samples,"
+            print(f"(audio: {len(paths)} clips from the distinct speech samples,"
                   f" {seconds:.0f} s of audio, WAV 16-bit at 16 / 22.05 kHz)")
             lines = compare("audio", "clips", root / "audio", paths, "transcribe", audio_binding,
                             args.device, audio_batch, args.repeats, agree_texts)
             print("\n".join(lines), flush=True)
             print()
         if args.memory:
-            print("\n".join(memory_check(image_sources, root, args.memory_images, args.device)))
+            lines = memory_check(image_sources, root, args.memory_images, image_binding,
+                                 args.device)
+            print("\n".join(lines))
             print()
     print(f"total {time.perf_counter() - started:.0f} s")
 

@@ -52,6 +52,7 @@ class StageStats:
     seconds_input_query: float = 0.0
     seconds_read: float = 0.0
     seconds_model: float = 0.0
+    stopped_early: bool = False  # limit_rule: the rest of the inputs never reached a model
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -64,6 +65,7 @@ class Settings:
     device: str
     batch_size: int | None = None  # None: the model's own default
     on_media_error: str = "null"  # or "raise"
+    optimizer: bool = True  # off: the baseline, every row to the model, no cache
 
 
 @dataclass
@@ -99,15 +101,22 @@ class StageRun:
         self.warnings: list[str] = []
         self.is_media = self.call.modality != "text"
 
-    def run(self) -> pa.Table:
+    def inputs(self) -> pa.Table:
+        """The stage's input rows, computed by DuckDB."""
         started = time.perf_counter()
         try:
             inputs = self.con.sql(self.stage.input_sql).to_arrow_table()
         except duckdb.Error as exc:
             message = f"cannot compute the inputs of {self.call.text}: {exc}"
             raise ProgrammingError(message) from None
-        self.stats.seconds_input_query = time.perf_counter() - started
-        self.stats.rows_in = inputs.num_rows
+        self.stats.seconds_input_query += time.perf_counter() - started
+        return inputs
+
+    def run(self, inputs: pa.Table | None = None) -> pa.Table:
+        """Outputs for `inputs` (by default, all of the stage's input rows)."""
+        if inputs is None:
+            inputs = self.inputs()
+        self.stats.rows_in += inputs.num_rows
         self._check_input_type(inputs.column(0))
         columns = [inputs.column(i).to_pylist() for i in range(inputs.num_columns)]
         rows = list(zip(*columns)) if columns else []
@@ -118,8 +127,9 @@ class StageRun:
             if any(v is None for v in row):
                 continue
             group = groups.setdefault(json.dumps(row[1:], default=str), {})
-            key = bytes(row[0]) if isinstance(row[0], (bytes, bytearray, memoryview)) else row[0]
-            group.setdefault(key, Item(key, [])).rows.append(index)
+            value = bytes(row[0]) if isinstance(row[0], (bytes, bytearray, memoryview)) else row[0]
+            key = value if self.settings.optimizer else index  # baseline: row by row
+            group.setdefault(key, Item(value, [])).rows.append(index)
         for group_options, items in groups.items():
             options = dict(self.call.options)
             options.update(zip(self.call.key_params[1:], json.loads(group_options)))
@@ -174,11 +184,14 @@ class StageRun:
         output_type = binding.output_type
         model = binding.model
         key = call_key(binding.function.name, model.name, model.revision, options)
-        cached = self.cache.lookup(key, {i.digest for i in items})
+        reuse = self.settings.optimizer
+        cached = self.cache.lookup(key, {i.digest for i in items}) if reuse else {}
         self.stats.cache_hits += sum(1 for i in items if i.digest in cached)
         done = [(i, values.decode(output_type, cached[i.digest])) for i in items
                 if i.digest in cached]
-        missing = _first_per_digest([i for i in items if i.digest not in cached])
+        missing = [i for i in items if i.digest not in cached]
+        if reuse:
+            missing = _first_per_digest(missing)
         if not missing:
             return done
         fresh: dict[str, bytes] = {}
@@ -189,11 +202,13 @@ class StageRun:
             elif result is not None:
                 fresh[item.digest] = values.encode(output_type, result)
             done.append((item, result))
-        self.cache.store(key, fresh)
+        if reuse:
+            self.cache.store(key, fresh)
         # Values with the same content as a computed one share its result.
         by_digest = {i.digest: r for i, r in done}
+        computed = {id(i) for i in missing}
         done += [(i, by_digest.get(i.digest)) for i in items
-                 if i.digest not in cached and i not in missing]
+                 if i.digest not in cached and id(i) not in computed]
         return done
 
     # --- the model -----------------------------------------------------------------------------

@@ -39,50 +39,84 @@ class Stage:
 
 
 @dataclass
-class Plan:
-    stages: list[Stage]
-    final: exp.Expression
+class Candidate:
+    """A group of identical calls whose inputs are ready to compute."""
+
+    identity: str
+    calls: list[ModelCall]
+    inputs: list[exp.Select]
+
+    @property
+    def input_sql(self) -> str:
+        return " UNION ".join(to_sql(q) for q in self.inputs)
+
+    @property
+    def is_predicate(self) -> bool:
+        return any(_in_predicate(c) for c in self.calls)
+
+    @property
+    def where_conjunct(self) -> exp.Expression | None:
+        """The top-level WHERE conjunct that holds the call, when there is exactly one."""
+        call = self.calls[0]
+        where = call.node.find_ancestor(exp.Where)
+        if where is None or len(self.calls) != 1:
+            return None
+        return next((c for c in conjuncts(where.this) if call.node in c.walk()), None)
+
+
+class StagePlanner:
+    """Plans stages one at a time, so the executor can pick among ready predicates by cost.
+
+    optimize=False is the baseline the optimizer is measured against: no predicate reaches the
+    input queries, and every occurrence of a call is a stage of its own.
+    """
+
+    def __init__(self, tree: exp.Expression, calls: list[ModelCall], registry: Registry,
+                 prefix: str, optimize: bool = True) -> None:
+        self.tree = tree
+        self.registry = registry
+        self.prefix = prefix
+        self.optimize = optimize
+        self.pending: dict[str, list[ModelCall]] = {}
+        for index, call in enumerate(calls):
+            identity = call.identity if optimize else f"{call.identity}#{index}"
+            self.pending.setdefault(identity, []).append(call)
+        self.stages: list[Stage] = []
+
+    @property
+    def done(self) -> bool:
+        return not self.pending
+
+    def ready(self) -> list[Candidate]:
+        """Groups whose input queries need no pending call, predicates first."""
+        found = []
+        for identity, group in self.pending.items():
+            inputs = [input_query(call, self.optimize) for call in group]
+            if not any(_has_model_call(q, self.registry) for q in inputs):
+                found.append(Candidate(identity, group, inputs))
+        if not found:
+            raise InternalError("could not order the model calls of this statement")
+        return sorted(found, key=lambda c: not c.is_predicate)
+
+    def commit(self, candidate: Candidate) -> Stage:
+        """Make the candidate a stage and replace its calls by lookups into the stage's table."""
+        group = self.pending.pop(candidate.identity)
+        table = f"{self.prefix}{len(self.stages) + 1}"
+        input_sql = candidate.input_sql
+        depends = [s.number for s in self.stages if s.table in input_sql]
+        stage = Stage(len(self.stages) + 1, table, group[0], input_sql, len(group), depends)
+        for call in group:
+            call.node.replace(_lookup(table, call.keys))
+        self.stages.append(stage)
+        return stage
+
+    def ready_or_waiting(self) -> list[Candidate]:
+        """Every pending group, ready or not (its inputs may still need other stages)."""
+        return [Candidate(i, g, []) for i, g in self.pending.items()]
 
     @property
     def final_sql(self) -> str:
-        return to_sql(self.final)
-
-
-def plan_statement(
-    tree: exp.Expression, calls: list[ModelCall], registry: Registry, prefix: str
-) -> Plan:
-    """Order the calls (inner before outer, predicates first) and make a stage for each group."""
-    groups: dict[str, list[ModelCall]] = {}
-    for call in calls:
-        groups.setdefault(call.identity, []).append(call)
-    pending = dict(groups)
-    stages: list[Stage] = []
-    while pending:
-        ready = _next_ready_group(pending, registry)
-        if ready is None:
-            raise InternalError("could not order the model calls of this statement")
-        identity, inputs = ready
-        group = pending.pop(identity)
-        table = f"{prefix}{len(stages) + 1}"
-        input_sql = " UNION ".join(to_sql(q) for q in inputs)
-        depends = [s.number for s in stages if s.table in input_sql]
-        stage = Stage(len(stages) + 1, table, group[0], input_sql, len(group), depends)
-        for call in group:
-            call.node.replace(_lookup(table, call.keys))
-        stages.append(stage)
-    return Plan(stages, tree)
-
-
-def _next_ready_group(
-    pending: dict[str, list[ModelCall]], registry: Registry
-) -> tuple[str, list[exp.Select]] | None:
-    """A group whose input queries need no pending call; predicate calls go first."""
-    ranked = sorted(pending.items(), key=lambda item: not any(_in_predicate(c) for c in item[1]))
-    for identity, group in ranked:
-        inputs = [input_query(call) for call in group]
-        if not any(_has_model_call(q, registry) for q in inputs):
-            return identity, inputs
-    return None
+        return to_sql(self.tree)
 
 
 def _has_model_call(node: exp.Expression, registry: Registry) -> bool:
@@ -107,18 +141,23 @@ def _lookup(table: str, keys: list[exp.Expression]) -> exp.Subquery:
 # --- input queries -----------------------------------------------------------------------------
 
 
-def input_query(call: ModelCall) -> exp.Select:
-    """SELECT DISTINCT <call's per-row arguments> FROM <its scope> WHERE <safe predicates>."""
+def input_query(call: ModelCall, optimize: bool = True) -> exp.Select:
+    """SELECT DISTINCT <call's per-row arguments> FROM <its scope> WHERE <safe predicates>.
+
+    Without optimize: every row of the scope's sources, no predicate, no DISTINCT."""
     scope = _scope_of(call)
     keys = [k.copy() for k in call.keys]
     if isinstance(scope, exp.Select) and call.node.find_ancestor(exp.Order) is not None:
         keys = [_expand_aliases(k, scope) for k in keys]
-    query = exp.select(*[k.as_(KEY.format(i)) for i, k in enumerate(keys)]).distinct()
+    query = exp.select(*[k.as_(KEY.format(i)) for i, k in enumerate(keys)])
+    if optimize:
+        query = query.distinct()
     if isinstance(scope, exp.Select):
-        _add_select_sources(query, scope, keys)
+        _add_select_sources(query, scope, keys, optimize)
     elif isinstance(scope, exp.Update):
         query = query.from_(scope.this.copy())
-        _add_safe_predicates(query, _local_predicates(scope))
+        if optimize:
+            _add_safe_predicates(query, _local_predicates(scope))
     return _with_ctes(query, call.node)
 
 
@@ -156,14 +195,16 @@ def _local_predicates(scope: exp.Select | exp.Update) -> list[exp.Expression]:
     ]
 
 
-def _add_select_sources(query: exp.Select, scope: exp.Select, keys: list[exp.Expression]) -> None:
+def _add_select_sources(
+    query: exp.Select, scope: exp.Select, keys: list[exp.Expression], optimize: bool
+) -> None:
     source = from_clause(scope)
     if source is None:
         return
     joins = list(scope.args.get("joins") or [])
     tables = _sources(scope)
-    predicates = _local_predicates(scope)
-    used = _sources_used(keys, tables)
+    predicates = _local_predicates(scope) if optimize else []
+    used = _sources_used(keys, tables) if optimize else None
     if used is not None and len(used) < len(tables):
         # The call reads only some of the joined sources: read those alone (n + m, not n x m).
         for i, table in enumerate(used):

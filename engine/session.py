@@ -17,14 +17,15 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from quarrydb.engine import statements, values
+from quarrydb.engine import statements
 from quarrydb.engine.align_spaces import align_similarity_spaces
 from quarrydb.engine.binder import bind_call, model_call_nodes
 from quarrydb.engine.database import Database
 from quarrydb.engine.errors import Error, ProgrammingError, from_duckdb
-from quarrydb.engine.executor import Progress, Settings, StageStats, run_stage
-from quarrydb.engine.planner import VALUE, Plan, plan_statement
+from quarrydb.engine.executor import Progress, Settings
+from quarrydb.engine.planner import StagePlanner
 from quarrydb.engine.sqltree import DIALECT, to_sql
+from quarrydb.engine.statement_run import StatementRun
 from quarrydb.udfs import Registry, default_registry
 from quarrydb.udfs.device import default_device, validate_device
 
@@ -43,10 +44,6 @@ class Result:
     rowcount: int = -1
     stats: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
-
-
-def empty_stats() -> dict[str, Any]:
-    return {"model_inputs": 0, "cache_hits": 0, "stages": []}
 
 
 class Session:
@@ -120,90 +117,44 @@ class Session:
 
     # --- statements with model calls -----------------------------------------------------------
 
-    def _plan(self, tree: exp.Expression) -> Plan:
+    def _planner(self, tree: exp.Expression) -> StagePlanner:
         calls = [bind_call(n, self.registry, self._constant, self._column_comment) for n in
                  model_call_nodes(tree, self.registry)]
         align_similarity_spaces(tree, calls, self.registry)
         prefix = f"__quarry_stage_{uuid.uuid4().hex[:8]}_"
-        return plan_statement(tree, calls, self.registry, prefix)
-
-    def _run_stages(self, plan: Plan) -> tuple[list[str], dict[str, Any], list[str]]:
-        stats = empty_stats()
-        warnings: list[str] = []
-        registered: list[str] = []
-        try:
-            for stage in plan.stages:
-                table, stage_stats, stage_warnings = run_stage(
-                    stage, self.con, self.settings, self.progress
-                )
-                self.con.register(stage.table, table)
-                registered.append(stage.table)
-                _add_stats(stats, stage_stats)
-                warnings += stage_warnings
-        except BaseException:
-            self._unregister(registered)
-            raise
-        return registered, stats, warnings
+        return StagePlanner(tree, calls, self.registry, prefix, self.settings.optimizer)
 
     def _run_with_models(self, tree: exp.Expression, kind: str) -> Result:
-        plan = self._plan(tree)
-        registered, stats, warnings = self._run_stages(plan)
+        run = StatementRun(self.con, self._planner(tree), self.settings, self.progress)
         try:
-            result = self._run_duckdb(plan.final_sql, None, kind)
+            run.run_all()
+            result = self._run_duckdb(run.planner.final_sql, None, kind)
         finally:
-            self._unregister(registered)
-        result.stats = stats
-        result.warnings = warnings
+            run.close()
+        result.stats = run.stats
+        result.warnings = run.warnings
         return result
 
     def _explain(self, tree: exp.Expression, analyze: bool) -> Result:
-        plan = self._plan(tree)
-        stats = empty_stats()
-        warnings: list[str] = []
-        if analyze:
-            registered, stats, warnings = self._run_stages(plan)
-        else:
-            registered = self._register_empty_stages(plan)
-        keys = [f"model stage {s.number}" for s in plan.stages]
-        texts = [_describe_stage(s, self.settings) for s in plan.stages]
-        for i, stage_stats in enumerate(stats["stages"]):
-            texts[i] += "\n" + ", ".join(f"{k}={v}" for k, v in stage_stats.items())
+        """The model stages (with their figures, for ANALYZE) before DuckDB's own plan."""
+        run = StatementRun(self.con, self._planner(tree), self.settings, self.progress)
         try:
+            run.run_all() if analyze else run.bind_only()
             prefix = "EXPLAIN ANALYZE " if analyze else "EXPLAIN "
-            duck = self._run_duckdb(prefix + plan.final_sql, None, "EXPLAIN").table
+            duck = self._run_duckdb(prefix + run.planner.final_sql, None, "EXPLAIN").table
         finally:
-            self._unregister(registered)
+            run.close()
         assert duck is not None
+        stages = run.planner.stages
+        keys = [f"model stage {s.number}" for s in stages]
+        texts = [_describe_stage(s, self.settings) for s in stages]
+        for i, figures in enumerate(run.stats["stages"]):
+            texts[i] += "\n" + ", ".join(f"{k}={v}" for k, v in figures.items())
         rows = {
             "explain_key": keys + duck.column(0).to_pylist(),
             "explain_value": texts + duck.column(1).to_pylist(),
         }
-        return Result(pa.table(rows), stats=stats, warnings=warnings)
-
-    def _register_empty_stages(self, plan: Plan) -> list[str]:
-        """EXPLAIN binds the final SQL without running a model: empty stage tables suffice."""
-        registered: list[str] = []
-        try:
-            for stage in plan.stages:
-                sql = f"SELECT * FROM ({stage.input_sql}) LIMIT 0"
-                try:
-                    keys = self.con.sql(sql).to_arrow_table()
-                except duckdb.Error as exc:
-                    raise from_duckdb(exc) from None
-                output = values.to_arrow(stage.call.binding.output_type, [])
-                self.con.register(stage.table, keys.append_column(VALUE, output))
-                registered.append(stage.table)
-        except BaseException:
-            self._unregister(registered)
-            raise
-        return registered
-
-    def _unregister(self, names: list[str]) -> None:
-        for name in names:
-            try:
-                self.con.unregister(name)
-            except duckdb.Error:
-                pass
+        return Result(pa.table(rows), stats=run.stats, warnings=run.warnings)
 
     def _constant(self, node: exp.Expression) -> Any:
         try:
@@ -236,6 +187,11 @@ class Session:
             if value.lower() not in ("null", "raise"):
                 raise ProgrammingError(f"on_media_error is 'null' or 'raise', got {value!r}")
             self.settings.on_media_error = value.lower()
+            return True
+        if name == "optimizer":
+            if value.lower() not in ("on", "off", "true", "false"):
+                raise ProgrammingError(f"optimizer is 'on' or 'off', got {value!r}")
+            self.settings.optimizer = value.lower() in ("on", "true")
             return True
         if name == "model_batch_size":
             try:
@@ -279,12 +235,6 @@ def _describe_stage(stage: Any, settings: Settings) -> str:
     if call.options:
         lines.insert(1, f"options: {call.options}")
     return "\n".join(lines)
-
-
-def _add_stats(total: dict[str, Any], stage: StageStats) -> None:
-    total["model_inputs"] += stage.model_inputs
-    total["cache_hits"] += stage.cache_hits
-    total["stages"].append(stage.as_dict())
 
 
 def _bind_parameters(tree: exp.Expression, params: Params) -> exp.Expression:

@@ -1,0 +1,56 @@
+"""Rule: run a WHERE's model predicates cheapest-per-rejected-row first, measured, not guessed.
+
+For `WHERE a AND b AND c` with model predicates b and c, each is tried on a small sample of its
+real inputs as the query runs: seconds per input (cost) and the share of sampled values that
+pass (selectivity). The one with the lowest cost / (1 - selectivity) runs first; the next one's
+input query then reads only the rows that survived it. The sample's results go to the cache, so
+sampling costs nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlglot import exp
+
+from quarrydb.engine.planner import VALUE, Candidate
+from quarrydb.engine.sqltree import to_sql
+
+SAMPLE_SIZE = 16
+UNKNOWN_SELECTIVITY = 0.5
+
+
+@dataclass
+class Measurement:
+    """What a sample told about one predicate."""
+
+    cost_per_input: float  # seconds of model time per value sent to the model
+    selectivity: float | None  # share of sampled values that pass; None when not measurable
+    sampled: int
+
+    @property
+    def rank(self) -> float:
+        passing = UNKNOWN_SELECTIVITY if self.selectivity is None else self.selectivity
+        return self.cost_per_input / max(1.0 - passing, 1e-3)
+
+
+def selectivity_sql(candidate: Candidate, table: str) -> str | None:
+    """SQL that computes the share of a stage table's values passing the candidate's conjunct.
+
+    Only when the conjunct reads nothing but the call (e.g. `classify(x, L) = 'spam'`); otherwise
+    the selectivity cannot be told from the call's values alone."""
+    conjunct = candidate.where_conjunct
+    if conjunct is None:
+        return None
+    call = candidate.calls[0].node
+    probe = conjunct.copy()
+    node = next(n for n in probe.walk() if n == call)
+    node.replace(exp.column(VALUE))
+    if any(c.name != VALUE for c in probe.find_all(exp.Column)) or probe.find(exp.Select):
+        return None
+    return f"SELECT avg(CASE WHEN {to_sql(probe)} THEN 1.0 ELSE 0.0 END) FROM {table}"
+
+
+def order(measured: dict[str, Measurement]) -> list[str]:
+    """Candidate identities, the one to run first first."""
+    return sorted(measured, key=lambda identity: measured[identity].rank)

@@ -1,0 +1,150 @@
+"""Run the model stages of one statement, one at a time, with the rules that need live figures.
+
+Planning a stage at a time lets the runtime rules act: among several ready model predicates the
+cheapest per rejected row goes first (predicate_order), and the last predicate of a LIMIT query
+stops once enough rows qualify (limit_rule). Each finished stage's table is registered with
+DuckDB under its name, for the next stage's input query and for the final SQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from quarrydb.engine import limit_rule, predicate_order, values
+from quarrydb.engine.errors import from_duckdb
+from quarrydb.engine.executor import Progress, Settings, StageRun, StageStats
+from quarrydb.engine.planner import VALUE, Candidate, Stage, StagePlanner
+
+
+class StatementRun:
+    """The stages of one statement: planned, run (or, for EXPLAIN, only bound), registered."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, planner: StagePlanner,
+                 settings: Settings, progress: Progress | None) -> None:
+        self.con = con
+        self.planner = planner
+        self.settings = settings
+        self.progress = progress
+        self.registered: list[str] = []
+        self.stats: dict[str, Any] = {"model_inputs": 0, "cache_hits": 0, "stages": []}
+        self.warnings: list[str] = []
+        self._prefetched: dict[str, tuple[pa.Table, StageStats, float | None]] = {}
+
+    def run_all(self) -> None:
+        optimize = self.settings.optimizer
+        limit = limit_rule.limit_of(self.planner.tree, self.planner.registry.function_names)
+        limit = limit if optimize else None
+        while not self.planner.done:
+            ready = self.planner.ready()
+            predicates = [c for c in ready if c.is_predicate]
+            choice = ready[0]
+            if optimize and len(predicates) > 1:
+                choice = self._cheapest(predicates)
+            stage = self.planner.commit(choice)
+            stop_early = limit is not None and choice.is_predicate and not any(
+                c.is_predicate for c in self.planner.ready_or_waiting())
+            self._run(stage, choice, limit if stop_early else None)
+
+    def bind_only(self) -> None:
+        """EXPLAIN: plan every stage and register empty tables of the right types."""
+        while not self.planner.done:
+            stage = self.planner.commit(self.planner.ready()[0])
+            try:
+                keys = self.con.sql(f"SELECT * FROM ({stage.input_sql}) LIMIT 0").to_arrow_table()
+            except duckdb.Error as exc:
+                raise from_duckdb(exc) from None
+            output = values.to_arrow(stage.call.binding.output_type, [])
+            self._register(stage.table, keys.append_column(VALUE, output))
+
+    def close(self) -> None:
+        for name in self.registered:
+            try:
+                self.con.unregister(name)
+            except duckdb.Error:
+                pass
+        self.registered = []
+
+    # --- one stage -----------------------------------------------------------------------------
+
+    def _run(self, stage: Stage, candidate: Candidate, limit: int | None) -> None:
+        work = StageRun(stage, self.con, self.settings, self.progress)
+        inputs, sample_stats, estimate = self._prefetched.pop(
+            candidate.identity, (None, None, None))
+        if inputs is None:
+            inputs = work.inputs()
+        if limit is None:
+            table = work.run(inputs)
+        else:
+            table = self._run_until(work, stage, inputs, limit)
+        self._register(stage.table, table)
+        stats = work.stats
+        if sample_stats is not None:  # the sample's model calls were real: count them here
+            stats.model_inputs += sample_stats.model_inputs
+            stats.cache_hits -= sample_stats.model_inputs
+            stats.seconds_model += sample_stats.seconds_model
+        figures = stats.as_dict()
+        if candidate.is_predicate:
+            figures["estimated_selectivity"] = estimate
+            figures["actual_selectivity"] = self._selectivity(candidate, stage.table)
+        self.stats["model_inputs"] += stats.model_inputs
+        self.stats["cache_hits"] += stats.cache_hits
+        self.stats["stages"].append(figures)
+        self.warnings += work.warnings
+
+    def _run_until(self, work: StageRun, stage: Stage, inputs: pa.Table, limit: int) -> pa.Table:
+        """Evaluate growing chunks until `limit` rows pass the WHERE (limit_rule)."""
+        parts: list[pa.Table] = []
+        start, chunk = 0, max(limit * 2, limit_rule.FIRST_CHUNK)
+        check = limit_rule.qualifying_sql(self.planner.tree, limit)
+        while True:
+            part = inputs.slice(start, chunk)
+            start += part.num_rows
+            parts.append(work.run(part))
+            table = pa.concat_tables(parts)
+            self._register(stage.table, table)
+            if start >= inputs.num_rows:
+                return table
+            passing = self.con.sql(check).fetchall()[0][0]
+            if passing >= limit:
+                work.stats.stopped_early = True
+                return table
+            chunk *= 2
+
+    def _cheapest(self, candidates: list[Candidate]) -> Candidate:
+        """Try each predicate on a sample; the best cost / (1 - selectivity) goes first."""
+        measured: dict[str, predicate_order.Measurement] = {}
+        for candidate in candidates:
+            measured[candidate.identity] = self._measure(candidate)
+        first = predicate_order.order(measured)[0]
+        return next(c for c in candidates if c.identity == first)
+
+    def _measure(self, candidate: Candidate) -> predicate_order.Measurement:
+        probe = Stage(0, f"{self.planner.prefix}probe", candidate.calls[0], candidate.input_sql)
+        work = StageRun(probe, self.con, self.settings, None)
+        inputs = work.inputs()
+        sample = work.run(inputs.slice(0, predicate_order.SAMPLE_SIZE))
+        self._register(probe.table, sample)
+        try:
+            selectivity = self._selectivity(candidate, probe.table)
+        finally:
+            self.con.unregister(probe.table)
+            self.registered.remove(probe.table)
+        stats = work.stats
+        cost = stats.seconds_model / stats.model_inputs if stats.model_inputs else 0.0
+        self._prefetched[candidate.identity] = (inputs, stats, selectivity)
+        return predicate_order.Measurement(cost, selectivity, sample.num_rows)
+
+    def _selectivity(self, candidate: Candidate, table: str) -> float | None:
+        sql = predicate_order.selectivity_sql(candidate, table)
+        if sql is None:
+            return None
+        value = self.con.sql(sql).fetchall()[0][0]
+        return None if value is None else round(float(value), 4)
+
+    def _register(self, name: str, table: pa.Table) -> None:
+        self.con.register(name, table)
+        if name not in self.registered:
+            self.registered.append(name)
