@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +102,10 @@ class Cursor:
         self._result = session.execute(sql, params)
         self._position = 0
         return self
+
+    def set_progress(self, callback: Callable[[str, int, int], None] | None) -> None:
+        """Call `callback(stage, done, total)` as model stages advance (None to stop)."""
+        self._live_session().progress = callback
 
     def executemany(self, sql: str, seq_of_params: Sequence[Params]) -> Cursor:
         total = 0

@@ -140,7 +140,13 @@ class StageRun:
                 for item, result in self._compute(item_list[start : start + chunk], options):
                     for row in item.rows:
                         outputs[row] = result
-        return inputs.append_column(VALUE, values.to_arrow(self.call.binding.output_type, outputs))
+        table = inputs.append_column(VALUE, values.to_arrow(self.call.binding.output_type, outputs))
+        if not self.settings.optimizer:  # the baseline ran every row; lookups need unique keys
+            first: dict[str, int] = {}
+            for index, row in enumerate(rows):
+                first.setdefault(repr(row), index)
+            table = table.take(sorted(first.values()))
+        return table
 
     # --- one chunk of distinct values ----------------------------------------------------------
 

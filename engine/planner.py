@@ -40,28 +40,30 @@ class Stage:
 
 @dataclass
 class Candidate:
-    """A group of identical calls whose inputs are ready to compute."""
+    """A group of identical calls whose inputs are ready to compute.
+
+    What rules need to know of the calls' place in the query is read when the candidate is made:
+    committing it replaces the calls in the tree."""
 
     identity: str
     calls: list[ModelCall]
     inputs: list[exp.Select]
+    is_predicate: bool = False
+    conjunct: exp.Expression | None = None  # a copy of the one WHERE conjunct holding the call
+    call_node: exp.Expression | None = None  # a copy of the call, as it appears in `conjunct`
+
+    def __post_init__(self) -> None:
+        self.is_predicate = any(_in_predicate(c) for c in self.calls)
+        call = self.calls[0]
+        where = call.node.find_ancestor(exp.Where)
+        if where is not None and len(self.calls) == 1:
+            held = next((c for c in conjuncts(where.this) if call.node in c.walk()), None)
+            if held is not None:
+                self.conjunct, self.call_node = held.copy(), call.node.copy()
 
     @property
     def input_sql(self) -> str:
         return " UNION ".join(to_sql(q) for q in self.inputs)
-
-    @property
-    def is_predicate(self) -> bool:
-        return any(_in_predicate(c) for c in self.calls)
-
-    @property
-    def where_conjunct(self) -> exp.Expression | None:
-        """The top-level WHERE conjunct that holds the call, when there is exactly one."""
-        call = self.calls[0]
-        where = call.node.find_ancestor(exp.Where)
-        if where is None or len(self.calls) != 1:
-            return None
-        return next((c for c in conjuncts(where.this) if call.node in c.walk()), None)
 
 
 class StagePlanner:

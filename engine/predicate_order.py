@@ -39,12 +39,10 @@ def selectivity_sql(candidate: Candidate, table: str) -> str | None:
 
     Only when the conjunct reads nothing but the call (e.g. `classify(x, L) = 'spam'`); otherwise
     the selectivity cannot be told from the call's values alone."""
-    conjunct = candidate.where_conjunct
-    if conjunct is None:
+    if candidate.conjunct is None:
         return None
-    call = candidate.calls[0].node
-    probe = conjunct.copy()
-    node = next(n for n in probe.walk() if n == call)
+    probe = candidate.conjunct.copy()
+    node = next(n for n in probe.walk() if n == candidate.call_node)
     node.replace(exp.column(VALUE))
     if any(c.name != VALUE for c in probe.find_all(exp.Column)) or probe.find(exp.Select):
         return None

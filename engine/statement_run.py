@@ -119,6 +119,9 @@ class StatementRun:
         for candidate in candidates:
             measured[candidate.identity] = self._measure(candidate)
         first = predicate_order.order(measured)[0]
+        for identity, (_, stats, estimate) in list(self._prefetched.items()):
+            if identity != first:  # its inputs will shrink once the first predicate has run
+                self._prefetched[identity] = (None, stats, estimate)
         return next(c for c in candidates if c.identity == first)
 
     def _measure(self, candidate: Candidate) -> predicate_order.Measurement:
