@@ -379,6 +379,7 @@ def main() -> None:
     gpu = f" ({torch.cuda.get_device_name(0)})" if args.device.startswith("cuda") else ""
     print(f"device {args.device}{gpu}  torch {torch.__version__}  torch_threads"
           f" {torch.get_num_threads()}  cpus {os.cpu_count()}  engine workers {executor.WORKERS}")
+    print(f"load average at start {os.getloadavg()[0]:.2f} (other work on the machine skews runs)")
     print(f"batch sizes: images {image_batch} ({image_binding.model.name}),"
           f" audio {audio_batch} ({audio_binding.model.name})")
     sys.stdout.flush()
@@ -418,7 +419,8 @@ def main() -> None:
                                  args.device)
             print("\n".join(lines))
             print()
-    print(f"total {time.perf_counter() - started:.0f} s")
+    print(f"total {time.perf_counter() - started:.0f} s; load average at end"
+          f" {os.getloadavg()[0]:.2f} (1 min), {os.getloadavg()[1]:.2f} (5 min)")
 
 
 if __name__ == "__main__":
