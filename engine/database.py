@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -48,13 +49,17 @@ def _kind_by_extension(column: str) -> str:
 
 
 # SQL functions that need no model: installed in every connection (not stored in the file).
-# - similarity: the CASE guards list_cosine_similarity, which rejects a NULL vector cast to a list;
+# - similarity / distance: cosine similarity / L2 distance; the CASE guards DuckDB, which
+#   rejects a NULL vector cast to a list;
 # - image(x) / audio(x): mark a value as media for a model call; elsewhere they return x;
 # - read_media(glob): one row per file; read_blob skips the content when it is not selected.
 _MACROS = f"""
 CREATE OR REPLACE TEMP MACRO similarity(a, b) AS
     CASE WHEN a IS NULL OR b IS NULL THEN NULL
          ELSE list_cosine_similarity(a::FLOAT[], b::FLOAT[]) END;
+CREATE OR REPLACE TEMP MACRO distance(a, b) AS
+    CASE WHEN a IS NULL OR b IS NULL THEN NULL
+         ELSE list_distance(a::FLOAT[], b::FLOAT[]) END;
 CREATE OR REPLACE TEMP MACRO image(x) AS x;
 CREATE OR REPLACE TEMP MACRO audio(x) AS x;
 CREATE OR REPLACE TEMP MACRO read_media(pattern) AS TABLE
@@ -80,6 +85,10 @@ class Database:
             except duckdb.Error as exc:
                 raise OperationalError(f"cannot open database {self.path!r}: {exc}") from exc
         self.duck.execute(_INTERNAL_TABLES)
+        # Vector indexes loaded in this process, and those diffed against their table since
+        # the database was opened or last written (see vector_catalog).
+        self.loaded_indexes: dict[str, Any] = {}
+        self.synced_indexes: set[str] = set()
 
     def new_connection(self) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection of its own (per cursor), with quarrydb's SQL macros installed."""

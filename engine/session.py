@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from quarrydb.engine import statements
+from quarrydb.engine import index_ddl, index_scan, statements
 from quarrydb.engine.align_spaces import align_similarity_spaces
 from quarrydb.engine.binder import bind_call, model_call_nodes
 from quarrydb.engine.database import Database
@@ -26,11 +27,14 @@ from quarrydb.engine.executor import Progress, Settings
 from quarrydb.engine.planner import StagePlanner
 from quarrydb.engine.sqltree import DIALECT, to_sql
 from quarrydb.engine.statement_run import StatementRun
+from quarrydb.engine.vector_catalog import VectorCatalog
 from quarrydb.udfs import Registry, default_registry
 from quarrydb.udfs.device import default_device, validate_device
 
 Params = Sequence[Any] | Mapping[str, Any] | None
 ROW_COUNT_KINDS = {"INSERT", "UPDATE", "DELETE"}
+READ_KINDS = {"SELECT", "EXPLAIN", "PRAGMA", "SET", "VARIABLE_SET", "TRANSACTION", "UNKNOWN"}
+SEARCH_FUNCTIONS = frozenset({"similarity", "distance"})
 # Statements that leave nothing to fetch (DuckDB reports an empty Count for them).
 NO_ROW_KINDS = {"CREATE", "DROP", "ALTER", "SET", "VARIABLE_SET", "TRANSACTION", "LOAD",
                 "ATTACH", "DETACH", "VACUUM", "CREATE_FUNC", "PREPARE", "EXTENSION"}
@@ -54,6 +58,7 @@ class Session:
         self.registry = registry or default_registry()
         self.con = database.new_connection()
         self.settings = Settings(device=default_device())
+        self.vectors = VectorCatalog(database, self.con, lambda sql: self._table_of(sql))
         self.progress: Progress | None = None
 
     def close(self) -> None:
@@ -79,28 +84,72 @@ class Session:
             return Result(None)
         if statements.is_show_models(text):
             return Result(self._show_models())
+        index_result = self._index_statement(text)
+        if index_result is not None:
+            return index_result
         explained = statements.explain(text)
         if explained is not None:
             analyze, body = explained
-            tree = self._model_tree(body, params)
+            tree = self._engine_tree(body, params)
             if tree is not None:
                 return self._explain(tree, analyze)
-        tree = self._model_tree(text, params)
-        if tree is None:
-            return self._run_duckdb(text, params, statement.kind)
-        return self._run_with_models(tree, statement.kind)
+        tree = self._engine_tree(text, params)
+        try:
+            if tree is None:
+                return self._run_duckdb(text, params, statement.kind)
+            tree, _ = self._use_index(tree)
+            if not model_call_nodes(tree, self.registry):
+                return self._run_duckdb(to_sql(tree), None, statement.kind)
+            return self._run_with_models(tree, statement.kind)
+        finally:
+            if statement.kind not in READ_KINDS:  # the tables may have changed
+                self.database.synced_indexes.clear()
 
-    def _model_tree(self, text: str, params: Params) -> exp.Expression | None:
-        """The parsed statement if it calls a model function, else None (DuckDB runs it as is)."""
-        if not statements.mentions_any(text, self.registry.function_names):
+    def _engine_tree(self, text: str, params: Params) -> exp.Expression | None:
+        """The parsed statement if the engine has work in it (a model call, or a similarity
+        search a vector index may answer); else None, and DuckDB runs the text as written."""
+        calls_models = statements.mentions_any(text, self.registry.function_names)
+        searches = statements.mentions_any(text, SEARCH_FUNCTIONS) and self.vectors.all()
+        if not (calls_models or searches):
             return None
         try:
             tree = sqlglot.parse_one(text, dialect=DIALECT)
         except ParseError as exc:
+            if not calls_models:
+                return None  # DuckDB's own syntax sqlglot does not know: DuckDB's turn
             raise ProgrammingError(f"malformed SQL: {exc}") from None
-        if not model_call_nodes(tree, self.registry):
+        if not model_call_nodes(tree, self.registry) and not (
+                searches and index_scan.match(tree, self.vectors, self.registry.function_names)):
             return None
         return _bind_parameters(tree, params)
+
+    # --- vector indexes ------------------------------------------------------------------------
+
+    def _index_statement(self, text: str) -> Result | None:
+        try:
+            statement = index_ddl.parse(text)
+        except ValueError as exc:
+            raise ProgrammingError(str(exc)) from None
+        if isinstance(statement, index_ddl.ShowIndexes):
+            return Result(self.vectors.show())
+        if isinstance(statement, index_ddl.CreateIndex):
+            self.vectors.create(statement)
+            return Result(None)
+        if isinstance(statement, index_ddl.DropIndex):
+            if self.vectors.drop(statement.name, statement.if_exists):
+                return Result(None)
+        return None
+
+    def _use_index(self, tree: exp.Expression) -> tuple[exp.Expression, str | None]:
+        """The tree restricted to a vector index's candidates, and how (None: no index used)."""
+        query = index_scan.match(tree, self.vectors, self.registry.function_names)
+        if query is None:
+            return tree, None
+        probe = self.execute(f"SELECT {to_sql(query.probe)}").table
+        assert probe is not None
+        vector = np.asarray(probe.column(0)[0].as_py(), dtype=np.float32)
+        answered = index_scan.answer(query, tree, self.vectors, vector)
+        return answered, query.describe()
 
     def _run_duckdb(self, text: str, params: Params, kind: str) -> Result:
         try:
@@ -116,6 +165,10 @@ class Session:
         return Result(table, rowcount)
 
     # --- statements with model calls -----------------------------------------------------------
+
+    def _table_of(self, sql: str) -> pa.Table:
+        table = self.execute(sql).table
+        return table if table is not None else pa.table({})
 
     def _planner(self, tree: exp.Expression) -> StagePlanner:
         calls = [bind_call(n, self.registry, self._constant, self._column_comment) for n in
@@ -136,7 +189,9 @@ class Session:
         return result
 
     def _explain(self, tree: exp.Expression, analyze: bool) -> Result:
-        """The model stages (with their figures, for ANALYZE) before DuckDB's own plan."""
+        """The index used, the model stages (with their figures, for ANALYZE), then DuckDB's
+        own plan."""
+        tree, index_used = self._use_index(tree)
         run = StatementRun(self.con, self._planner(tree), self.settings, self.progress)
         try:
             run.run_all() if analyze else run.bind_only()
@@ -150,6 +205,8 @@ class Session:
         texts = [_describe_stage(s, self.settings) for s in stages]
         for i, figures in enumerate(run.stats["stages"]):
             texts[i] += "\n" + ", ".join(f"{k}={v}" for k, v in figures.items())
+        if index_used is not None:
+            keys, texts = ["index scan", *keys], [index_used, *texts]
         rows = {
             "explain_key": keys + duck.column(0).to_pylist(),
             "explain_value": texts + duck.column(1).to_pylist(),

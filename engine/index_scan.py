@@ -1,0 +1,164 @@
+"""Rule: ORDER BY similarity(<indexed expression>, <constant>) DESC LIMIT k -> a FAISS search.
+
+(and `distance(...)` ascending on an l2 index). The search only proposes candidate rows; the
+query then runs as written, restricted to them, so scores and order are exact and every query
+shape around it keeps working. With a WHERE filter, the filter's selectivity (counted by DuckDB)
+picks the strategy, and the answer always has exactly min(k, matching rows) rows:
+
+- exact:     few rows match: score them all (no index);
+- filtered:  a search restricted to the matching rows' ids (a FAISS id selector);
+- widening:  most rows match: search k / selectivity rows, keep the matching ones, widen until
+             k are found.
+
+Any approximate search that comes back short falls back to exact: never fewer rows than asked.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+from sqlglot import exp
+
+from quarrydb.engine.sqltree import conjuncts, from_clause, is_constant, to_sql
+from quarrydb.engine.vector_catalog import IndexInfo, VectorCatalog, _unqualified
+
+EXACT_MAX_ROWS = 2000
+FILTERED_MAX_SELECTIVITY = 0.3
+
+
+@dataclass
+class IndexQuery:
+    """A query the index can answer, and how it was answered (for EXPLAIN)."""
+
+    info: IndexInfo
+    k: int
+    probe: exp.Expression  # the constant side: embed('text') or a vector literal
+    source: exp.Table
+    where: exp.Expression | None
+    strategy: str = ""
+    matching: int = 0
+    total: int = 0
+    candidates: int = 0
+
+    @property
+    def selectivity(self) -> float:
+        return self.matching / self.total if self.total else 0.0
+
+    def describe(self) -> str:
+        return (f"index {self.info.name} ({self.info.options.kind}, {self.info.options.metric})"
+                f" on {self.info.table}: strategy {self.strategy}, estimated selectivity"
+                f" {self.selectivity:.4f} ({self.matching} of {self.total} rows), k={self.k},"
+                f" candidates {self.candidates}")
+
+
+def match(tree: exp.Expression, catalog: VectorCatalog, names: frozenset[str]
+          ) -> IndexQuery | None:
+    """The index query in `tree`, when its shape fits and an index covers it."""
+    if not isinstance(tree, exp.Select) or tree.args.get("joins") or tree.args.get("group"):
+        return None
+    if tree.args.get("distinct") or tree.args.get("having") or tree.args.get("offset"):
+        return None
+    order, limit = tree.args.get("order"), tree.args.get("limit")
+    value = limit.expression if isinstance(limit, exp.Limit) else None
+    if order is None or len(order.expressions) != 1 or not (
+            isinstance(value, exp.Literal) and value.is_int):
+        return None
+    ordered = order.expressions[0]
+    call = ordered.this
+    if not (isinstance(call, exp.Anonymous) and len(call.expressions) == 2):
+        return None
+    kind = str(call.this).lower()
+    descending = bool(ordered.args.get("desc"))
+    if not ((kind == "similarity" and descending) or (kind == "distance" and not descending)):
+        return None
+    source = from_clause(tree)
+    if source is None or not isinstance(source.this, exp.Table) or not source.this.name:
+        return None
+    where = tree.args.get("where")
+    if where is not None and any(str(n.this).lower() in names
+                                 for n in where.find_all(exp.Anonymous)):
+        return None
+    first, second = call.expressions
+    for indexed, probe in ((first, second), (second, first)):
+        if not is_constant(probe) or is_constant(indexed):
+            continue
+        wanted = to_sql(_unqualified(indexed))
+        for info in catalog.all():
+            metric_fits = (info.options.metric == "l2") == (kind == "distance")
+            if (info.table.lower() == source.this.name.lower() and info.expression == wanted
+                    and metric_fits):
+                return IndexQuery(info, int(value.name), probe, source.this,
+                                  where.this if where else None)
+    return None
+
+
+def answer(query: IndexQuery, tree: exp.Select, catalog: VectorCatalog,
+           probe_vector: np.ndarray) -> exp.Select:
+    """The query restricted to the index's candidate rows (or unchanged, for exact)."""
+    index = catalog.current(query.info.name)
+    table = to_sql(query.source)
+    key = query.info.key_expression
+    filters = " AND ".join([f"({key}) IS NOT NULL"] + (
+        [f"({to_sql(query.where)})"] if query.where is not None else []))
+    con = catalog.con
+    query.total = index.size
+    query.matching = con.execute(f"SELECT count(*) FROM {table} WHERE {filters}").fetchall()[0][0]
+    wanted = min(query.k, query.matching)
+    if query.where is None and query.matching == query.total:
+        query.strategy = "search"
+        rows = _search(catalog, query, probe_vector, query.k, None)
+    elif query.matching <= max(EXACT_MAX_ROWS, query.k):
+        query.strategy = "exact"
+        return tree
+    elif query.selectivity <= FILTERED_MAX_SELECTIVITY:
+        query.strategy = "filtered search"
+        allowed = catalog.vids_for_rows(query.info.name,
+                                        f"SELECT rowid FROM {table} WHERE {filters}")
+        rows = _search(catalog, query, probe_vector, query.k, allowed)
+    else:
+        query.strategy = "widening search"
+        rows = _widening(catalog, query, probe_vector, table, filters, wanted)
+    has_nulls = con.execute(
+        f"SELECT count(*) FROM {table} WHERE ({key}) IS NULL"
+        + (f" AND ({to_sql(query.where)})" if query.where is not None else "")).fetchall()[0][0]
+    if len(rows) < wanted or (has_nulls and query.matching < query.k):
+        query.strategy += " -> exact (came back short)"
+        return tree
+    query.candidates = len(rows)
+    restricted = tree.copy()
+    condition = exp.In(this=exp.column("rowid"),
+                       expressions=[exp.Literal.number(r) for r in rows])
+    existing = restricted.args.get("where")
+    restricted.where(condition if existing is None else exp.and_(*conjuncts(existing.this),
+                                                                 condition), append=False,
+                     copy=False)
+    return restricted
+
+
+def _search(catalog: VectorCatalog, query: IndexQuery, probe: np.ndarray, k: int,
+            allowed: np.ndarray | None) -> list[int]:
+    index = catalog.database.loaded_indexes[query.info.name]
+    _, vids = index.search(probe, k, allowed)
+    return catalog.rows_for_vids(query.info.name, vids)
+
+
+def _widening(catalog: VectorCatalog, query: IndexQuery, probe: np.ndarray, table: str,
+              filters: str, wanted: int) -> list[int]:
+    """Search more than k and keep the matching rows, more each time, until k are found."""
+    reach = math.ceil(query.k / max(query.selectivity, 1e-6) * 2)
+    while True:
+        candidates = _search(catalog, query, probe, reach, None)
+        catalog.con.register("__quarry_candidates", pa.table({"r": pa.array(candidates,
+                                                                             pa.int64())}))
+        try:
+            kept = catalog.con.execute(
+                f"SELECT rowid FROM {table} WHERE {filters} AND rowid IN"
+                " (SELECT r FROM __quarry_candidates)").fetchall()
+        finally:
+            catalog.con.unregister("__quarry_candidates")
+        if len(kept) >= wanted or reach >= query.total:
+            return [r[0] for r in kept]
+        reach *= 4

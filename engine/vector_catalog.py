@@ -1,0 +1,358 @@
+"""Vector indexes in the database: created, kept current, persisted crash-safely, rebuilt.
+
+DuckDB is the source of truth. `_quarry.vector_indexes` describes each index and the checksum
+and generation of its FAISS file; `_quarry.index_rows` maps each index id to a DuckDB row id and
+the hash of the row's indexed input. Keeping current is a diff of that map against the table
+(rows whose input hash changed, appeared or vanished), run once after the database is opened —
+which catches writes by other tools — and after any write through quarrydb. New rows are
+embedded through the engine, so their vectors come from the result cache when they can; a
+rebuild therefore runs no model for rows seen before.
+
+Crash safety: the FAISS file is written atomically (temp file, fsync, rename) before the DuckDB
+transaction that records its checksum commits. A crash between the two leaves a file whose
+checksum does not match the catalog: it is detected on load and the index is rebuilt.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+
+from quarrydb.engine.database import INTERNAL_SCHEMA, Database
+from quarrydb.engine.errors import ProgrammingError
+from quarrydb.engine.index_ddl import CreateIndex
+from quarrydb.engine.sqltree import DIALECT, to_sql
+from quarrydb.engine.vector_index import IndexOptions, VectorIndex, default_kind
+
+INDEXES = f"{INTERNAL_SCHEMA}.vector_indexes"
+ROWS = f"{INTERNAL_SCHEMA}.index_rows"
+TABLES = f"""
+CREATE TABLE IF NOT EXISTS {INDEXES} (
+    name VARCHAR PRIMARY KEY, table_name VARCHAR NOT NULL, expression VARCHAR NOT NULL,
+    key_expression VARCHAR NOT NULL, options VARCHAR NOT NULL, dim INTEGER NOT NULL,
+    checksum VARCHAR NOT NULL, next_id BIGINT NOT NULL, tombstones VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS {ROWS} (
+    index_name VARCHAR NOT NULL, vid BIGINT NOT NULL, row_id BIGINT NOT NULL,
+    key_hash UBIGINT NOT NULL
+);
+"""
+REBUILD_TOMBSTONE_SHARE = 0.25
+
+# Runs SQL through the engine (so model calls work) and returns its rows as Arrow.
+RunSql = Callable[[str], pa.Table]
+
+
+@dataclass
+class IndexInfo:
+    name: str
+    table: str
+    expression: str
+    key_expression: str
+    options: IndexOptions
+    dim: int
+    checksum: str
+    next_id: int
+    tombstones: list[int]
+
+
+class VectorCatalog:
+    """The indexes of one database, as seen from one session's connection."""
+
+    def __init__(self, database: Database, con: duckdb.DuckDBPyConnection, run_sql: RunSql):
+        self.database = database
+        self.con = con
+        self.run_sql = run_sql
+        con.execute(TABLES)
+
+    # --- DDL -----------------------------------------------------------------------------------
+
+    def create(self, statement: CreateIndex) -> None:
+        if self.info(statement.name) is not None:
+            if statement.if_not_exists:
+                return
+            raise ProgrammingError(f"index {statement.name!r} already exists")
+        table = statement.table
+        try:
+            expression = sqlglot.parse_one(statement.expression, dialect=DIALECT)
+            rows = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+        except (sqlglot.errors.ParseError, duckdb.Error) as exc:
+            raise ProgrammingError(f"cannot index {statement.expression} on {table}: {exc}") \
+                from None
+        options = _options(statement.options, rows)
+        info = IndexInfo(statement.name, table, to_sql(_unqualified(expression)),
+                         to_sql(_key_of(expression)), options, 0, "", 0, [])
+        self._rebuild(info)
+
+    def drop(self, name: str, if_exists: bool) -> bool:
+        """Drop a vector index; False when there is none of that name (DuckDB's turn)."""
+        if self.info(name) is None:
+            if if_exists:
+                return False
+            return False
+        self.con.execute("BEGIN TRANSACTION")
+        self.con.execute(f"DELETE FROM {ROWS} WHERE index_name = ?", [name])
+        self.con.execute(f"DELETE FROM {INDEXES} WHERE name = ?", [name])
+        self.con.execute("COMMIT")
+        self.database.loaded_indexes.pop(name, None)
+        folder = self._folder(name)
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
+        return True
+
+    def show(self) -> pa.Table:
+        rows = []
+        for info in self.all():
+            loaded = self.current(info.name)
+            rows.append({"name": info.name, "table": info.table, "expression": info.expression,
+                         "kind": info.options.kind, "metric": info.options.metric,
+                         "rows": loaded.size, "dim": info.dim,
+                         "options": json.dumps(asdict(info.options))})
+        schema = pa.schema([("name", pa.string()), ("table", pa.string()),
+                            ("expression", pa.string()), ("kind", pa.string()),
+                            ("metric", pa.string()), ("rows", pa.int64()), ("dim", pa.int64()),
+                            ("options", pa.string())])
+        return pa.Table.from_pylist(rows, schema=schema)
+
+    # --- lookups -------------------------------------------------------------------------------
+
+    def all(self) -> list[IndexInfo]:
+        rows = self.con.execute(f"SELECT * FROM {INDEXES} ORDER BY name").fetchall()
+        return [_info(row) for row in rows]
+
+    def info(self, name: str) -> IndexInfo | None:
+        rows = self.con.execute(f"SELECT * FROM {INDEXES} WHERE name = ?", [name]).fetchall()
+        return _info(rows[0]) if rows else None
+
+    def vids_for_rows(self, name: str, row_ids_sql: str) -> np.ndarray:
+        sql = (f"SELECT m.vid FROM {ROWS} m WHERE m.index_name = ? AND m.row_id IN"
+               f" ({row_ids_sql})")
+        return self.con.execute(sql, [name]).fetchnumpy()["vid"].astype(np.int64)
+
+    def rows_for_vids(self, name: str, vids: np.ndarray) -> list[int]:
+        found = pa.table({"vid": pa.array(vids, type=pa.int64()),
+                          "rank": pa.array(range(len(vids)), type=pa.int64())})
+        self.con.register("__quarry_vids", found)
+        try:
+            rows = self.con.execute(
+                f"SELECT m.row_id FROM {ROWS} m JOIN __quarry_vids f USING (vid)"
+                " WHERE m.index_name = ? ORDER BY f.rank", [name]).fetchall()
+        finally:
+            self.con.unregister("__quarry_vids")
+        return [r[0] for r in rows]
+
+    # --- keeping current -----------------------------------------------------------------------
+
+    def current(self, name: str) -> VectorIndex:
+        """The loaded index, verified against the catalog and synced with its table."""
+        info = self.info(name)
+        if info is None:
+            raise ProgrammingError(f"no vector index named {name!r}")
+        loaded = self.database.loaded_indexes.get(name)
+        if loaded is None:
+            loaded = self._load(info)
+            if loaded is None:  # missing, damaged or stale file: rebuild from DuckDB
+                return self._rebuild(info)
+            self.database.loaded_indexes[name] = loaded
+        if name not in self.database.synced_indexes:
+            self._sync(info, loaded)
+            self.database.synced_indexes.add(name)
+        return self.database.loaded_indexes[name]
+
+    def _load(self, info: IndexInfo) -> VectorIndex | None:
+        folder = self._folder(info.name)
+        if folder is None:
+            return None  # in memory: nothing persisted to load
+        try:
+            index, checksum = VectorIndex.load(folder / "index.faiss", info.dim, info.options,
+                                               set(info.tombstones))
+        except Exception:  # a missing or unreadable file is stale data, rebuilt from DuckDB
+            return None
+        return index if checksum == info.checksum else None
+
+    def _sync(self, info: IndexInfo, index: VectorIndex) -> None:
+        """Apply the table's changes since the index last saw it: a diff, not a rebuild."""
+        self.con.execute(
+            f"CREATE OR REPLACE TEMP TABLE __quarry_now AS SELECT rowid AS row_id,"
+            f" hash({info.key_expression}) AS key_hash FROM {info.table}"
+            f" WHERE ({info.key_expression}) IS NOT NULL")
+        try:
+            gone = self.con.execute(
+                f"SELECT vid FROM {ROWS} m WHERE index_name = ? AND NOT EXISTS (SELECT 1 FROM"
+                " __quarry_now n WHERE n.row_id = m.row_id AND n.key_hash = m.key_hash)",
+                [info.name]).fetchnumpy()["vid"].astype(np.int64)
+            fresh = self.con.sql(
+                f"SELECT row_id, key_hash FROM __quarry_now n WHERE NOT EXISTS (SELECT 1 FROM"
+                f" {ROWS} m WHERE m.index_name = $name AND n.row_id = m.row_id"
+                " AND n.key_hash = m.key_hash)", params={"name": info.name}).to_arrow_table()
+        finally:
+            self.con.execute("DROP TABLE IF EXISTS __quarry_now")
+        if not len(gone) and not fresh.num_rows:
+            return
+        index.remove(gone)
+        if len(index.tombstones) > REBUILD_TOMBSTONE_SHARE * max(index.index.ntotal, 1):
+            self._rebuild(info)
+            return
+        row_ids, hashes, vectors = self._vectors(info, fresh)
+        vids = np.arange(info.next_id, info.next_id + len(row_ids), dtype=np.int64)
+        index.add(vectors, vids)
+        info.next_id += len(row_ids)
+        info.tombstones = sorted(index.tombstones)
+        self._commit(info, index, gone, row_ids, hashes, vids, replace=False)
+
+    def _rebuild(self, info: IndexInfo) -> VectorIndex:
+        """Build from every row of the table; vectors of rows seen before come from the cache."""
+        every = self.con.sql(
+            f"SELECT rowid AS row_id, hash({info.key_expression}) AS key_hash FROM {info.table}"
+            f" WHERE ({info.key_expression}) IS NOT NULL").to_arrow_table()
+        row_ids, hashes, vectors = self._vectors(info, every)
+        if info.dim == 0:
+            info.dim = int(vectors.shape[1]) if len(vectors) else 0
+            if info.dim == 0:
+                raise ProgrammingError(
+                    f"cannot index {info.expression} on {info.table}: no row has a vector")
+        if info.options.kind == "auto":
+            info.options.kind = default_kind(len(row_ids))
+        vids = np.arange(len(row_ids), dtype=np.int64)
+        index = VectorIndex.build(info.dim, info.options, vectors, vids)
+        info.next_id, info.tombstones = len(row_ids), []
+        self._commit(info, index, np.array([], dtype=np.int64), row_ids, hashes, vids,
+                     replace=True)
+        self.database.loaded_indexes[info.name] = index
+        self.database.synced_indexes.add(info.name)
+        return index
+
+    def _vectors(self, info: IndexInfo, rows: pa.Table
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Vectors of the given rows, computed through the engine (and its cache)."""
+        if rows.num_rows == 0:
+            return (np.array([], dtype=np.int64), np.array([], dtype=np.uint64),
+                    np.zeros((0, max(info.dim, 1)), dtype=np.float32))
+        self.con.register("__quarry_index_rows", rows)
+        try:
+            table = self.run_sql(
+                f"SELECT t.rowid AS row_id, hash({_qualified(info.key_expression, 't')})"
+                f" AS key_hash, {_qualified(info.expression, 't')} AS v FROM {info.table} t"
+                " WHERE t.rowid IN (SELECT row_id FROM __quarry_index_rows)")
+        finally:
+            self.con.unregister("__quarry_index_rows")
+        table = table.filter(pa.compute.is_valid(table.column("v")))
+        column = table.column("v").combine_chunks()
+        if not (pa.types.is_list(column.type) or pa.types.is_fixed_size_list(column.type)
+                or pa.types.is_large_list(column.type)):
+            raise ProgrammingError(
+                f"cannot index {info.expression}: it is {column.type}, not a vector")
+        flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
+        dim = len(flat) // max(len(column), 1)
+        if info.dim and dim and dim != info.dim:
+            raise ProgrammingError(f"{info.expression} gives {dim}-d vectors; the index has "
+                                   f"{info.dim}")
+        return (table.column("row_id").to_numpy().astype(np.int64),
+                table.column("key_hash").to_numpy().astype(np.uint64),
+                flat.reshape(len(column), dim) if len(column) else flat.reshape(0, 1))
+
+    def _commit(self, info: IndexInfo, index: VectorIndex, gone: np.ndarray, row_ids: np.ndarray,
+                hashes: np.ndarray, vids: np.ndarray, replace: bool) -> None:
+        """File first (atomically), then the DuckDB transaction that records its checksum."""
+        folder = self._folder(info.name)
+        if folder is not None:
+            info.checksum = index.save(folder / "index.faiss")
+        added = pa.table({"index_name": pa.array([info.name] * len(vids), type=pa.string()),
+                          "vid": pa.array(vids, type=pa.int64()),
+                          "row_id": pa.array(row_ids, type=pa.int64()),
+                          "key_hash": pa.array(hashes, type=pa.uint64())})
+        self.con.register("__quarry_added", added)
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            if replace:
+                self.con.execute(f"DELETE FROM {ROWS} WHERE index_name = ?", [info.name])
+            elif len(gone):
+                self.con.register("__quarry_gone", pa.table({"vid": pa.array(gone)}))
+                self.con.execute(f"DELETE FROM {ROWS} WHERE index_name = ? AND vid IN"
+                                 " (SELECT vid FROM __quarry_gone)", [info.name])
+            self.con.execute(f"INSERT INTO {ROWS} SELECT * FROM __quarry_added")
+            self.con.execute(f"DELETE FROM {INDEXES} WHERE name = ?", [info.name])
+            self.con.execute(
+                f"INSERT INTO {INDEXES} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [info.name, info.table, info.expression, info.key_expression,
+                 json.dumps(asdict(info.options)), info.dim, info.checksum, info.next_id,
+                 json.dumps(info.tombstones)])
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        finally:
+            self.con.unregister("__quarry_added")
+            if not replace and len(gone):
+                self.con.unregister("__quarry_gone")
+
+    def _folder(self, name: str) -> Path | None:
+        if self.database.directory is None:
+            return None
+        folder = self.database.directory / "indexes" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+
+def _info(row: tuple) -> IndexInfo:
+    name, table, expression, key_expression, options, dim, checksum, next_id, tombstones = row
+    return IndexInfo(name, table, expression, key_expression, IndexOptions(**json.loads(options)),
+                     dim, checksum, next_id, json.loads(tombstones))
+
+
+def _options(given: dict[str, str], rows: int) -> IndexOptions:
+    known = {f for f in IndexOptions.__dataclass_fields__}
+    unknown = set(given) - known
+    if unknown:
+        raise ProgrammingError(f"unknown index option(s) {', '.join(sorted(unknown))};"
+                               f" known: {', '.join(sorted(known))}")
+    values: dict[str, object] = {}
+    for key, value in given.items():
+        default = getattr(IndexOptions(), key)
+        try:
+            values[key] = type(default)(value)
+        except ValueError:
+            raise ProgrammingError(f"index option {key} must be a {type(default).__name__},"
+                                   f" got {value!r}") from None
+    values.setdefault("kind", "auto")
+    options = IndexOptions(**values)  # type: ignore[arg-type]
+    if options.kind != "auto":
+        try:
+            options.validate()
+        except ValueError as exc:
+            raise ProgrammingError(str(exc)) from None
+    return options
+
+
+def _unqualified(node: exp.Expression) -> exp.Expression:
+    node = node.copy()
+    for column in node.find_all(exp.Column):
+        column.set("table", None)
+    return node
+
+
+def _key_of(expression: exp.Expression) -> exp.Expression:
+    """What decides the vector: a model call's input (embed(body) -> body), else the value."""
+    node = _unqualified(expression)
+    if isinstance(node, exp.Anonymous) and node.expressions:
+        inner = node.expressions[0]
+        if isinstance(inner, exp.Anonymous) and str(inner.this).lower() in ("image", "audio"):
+            inner = inner.expressions[0]
+        return inner
+    return node
+
+
+def _qualified(expression: str, alias: str) -> str:
+    node = sqlglot.parse_one(expression, dialect=DIALECT)
+    for column in node.find_all(exp.Column):
+        column.set("table", exp.to_identifier(alias))
+    return to_sql(node)

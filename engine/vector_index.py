@@ -1,0 +1,159 @@
+"""One FAISS index: build, add, remove, search with an id filter, save and load atomically.
+
+Ids are the engine's own index ids (one per indexed row version), never DuckDB row ids: a changed
+row gets a new id, so an HNSW graph, which cannot remove vectors, hides the old one (a tombstone)
+until the next rebuild.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from quarrydb.engine.atomic import atomic_write_bytes
+
+KINDS = ("flat", "ivf", "hnsw")
+METRICS = ("cosine", "ip", "l2")
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 64
+IVF_MIN_TRAIN_PER_LIST = 39  # FAISS warns below this many training points per list
+
+
+def default_kind(rows: int) -> str:
+    """Exact search while it is fast enough; a graph beyond that."""
+    return "flat" if rows <= 50_000 else "hnsw"
+
+
+@dataclass
+class IndexOptions:
+    kind: str = "flat"
+    metric: str = "cosine"
+    m: int = HNSW_M
+    ef_construction: int = HNSW_EF_CONSTRUCTION
+    ef_search: int = HNSW_EF_SEARCH
+    nlist: int = 0  # 0: chosen from the row count
+    nprobe: int = 0  # 0: chosen from nlist
+
+    def validate(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"index kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        if self.metric not in METRICS:
+            raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
+        for name in ("m", "ef_construction", "ef_search"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be a positive integer")
+
+
+@dataclass
+class VectorIndex:
+    """A FAISS index over unit vectors (cosine), raw vectors (ip) or points (l2)."""
+
+    dim: int
+    options: IndexOptions
+    index: faiss.Index
+    tombstones: set[int] = field(default_factory=set)
+
+    @classmethod
+    def build(cls, dim: int, options: IndexOptions, vectors: np.ndarray,
+              ids: np.ndarray) -> VectorIndex:
+        options.validate()
+        metric = faiss.METRIC_L2 if options.metric == "l2" else faiss.METRIC_INNER_PRODUCT
+        vectors = _prepared(vectors, options.metric)
+        if options.kind == "flat":
+            inner: faiss.Index = (faiss.IndexFlatL2(dim) if options.metric == "l2"
+                                  else faiss.IndexFlatIP(dim))
+        elif options.kind == "hnsw":
+            inner = faiss.IndexHNSWFlat(dim, options.m, metric)
+            inner.hnsw.efConstruction = options.ef_construction
+        else:
+            nlist = options.nlist or max(1, min(int(4 * np.sqrt(max(len(vectors), 1))),
+                                                len(vectors) // IVF_MIN_TRAIN_PER_LIST or 1))
+            options.nlist = nlist
+            quantizer = faiss.IndexFlatL2(dim) if options.metric == "l2" else faiss.IndexFlatIP(dim)
+            inner = faiss.IndexIVFFlat(quantizer, dim, nlist, metric)
+            inner.train(vectors if len(vectors) else np.zeros((nlist, dim), dtype=np.float32))
+        index = faiss.IndexIDMap2(inner)
+        if len(vectors):
+            index.add_with_ids(vectors, ids.astype(np.int64))
+        return cls(dim, options, index)
+
+    @property
+    def size(self) -> int:
+        return int(self.index.ntotal) - len(self.tombstones)
+
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        if len(ids):
+            self.index.add_with_ids(_prepared(vectors, self.options.metric), ids.astype(np.int64))
+
+    def remove(self, ids: np.ndarray) -> None:
+        if not len(ids):
+            return
+        if self.options.kind == "hnsw":  # a graph cannot drop nodes: hide them until a rebuild
+            self.tombstones.update(int(i) for i in ids)
+        else:
+            self.index.remove_ids(ids.astype(np.int64))
+
+    def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of the k best, best first; only `allowed` ids when given."""
+        query = _prepared(query.reshape(1, -1), self.options.metric)
+        params = self._params()
+        selector = None
+        if allowed is not None:
+            selector = faiss.IDSelectorBatch(allowed.astype(np.int64))
+        if self.tombstones:
+            hidden = faiss.IDSelectorNot(faiss.IDSelectorBatch(
+                np.fromiter(self.tombstones, dtype=np.int64)))
+            selector = hidden if selector is None else faiss.IDSelectorAnd(selector, hidden)
+        if selector is not None:
+            params.sel = selector
+        k = max(1, min(k, int(self.index.ntotal)))
+        scores, ids = self.index.search(query, k, params=params)
+        keep = ids[0] >= 0
+        return scores[0][keep], ids[0][keep]
+
+    def _params(self) -> faiss.SearchParameters:
+        if self.options.kind == "hnsw":
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = max(self.options.ef_search, 1)
+        elif self.options.kind == "ivf":
+            params = faiss.SearchParametersIVF()
+            params.nprobe = self.options.nprobe or max(1, self.options.nlist // 8)
+        else:
+            params = faiss.SearchParameters()
+        return params
+
+    # --- persistence ---------------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        return faiss.serialize_index(self.index).tobytes()
+
+    def save(self, path: Path) -> str:
+        """Write atomically; return the checksum the catalog keeps to tell a stale file."""
+        data = self.to_bytes()
+        atomic_write_bytes(path, data)
+        return checksum(data)
+
+    @classmethod
+    def load(cls, path: Path, dim: int, options: IndexOptions, tombstones: set[int]
+             ) -> tuple[VectorIndex, str]:
+        data = path.read_bytes()
+        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        return cls(dim, options, index, set(tombstones)), checksum(data)
+
+
+def checksum(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def _prepared(vectors: np.ndarray, metric: str) -> np.ndarray:
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    if metric == "cosine" and len(vectors):
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = vectors / np.maximum(norms, 1e-12)
+    return np.ascontiguousarray(vectors, dtype=np.float32)
