@@ -123,7 +123,7 @@ class VectorIndex:
             params.efSearch = max(self.options.ef_search, 1)
         elif self.options.kind == "ivf":
             params = faiss.SearchParametersIVF()
-            params.nprobe = self.options.nprobe or max(1, self.options.nlist // 8)
+            params.nprobe = self.options.nprobe or max(8, self.options.nlist // 4)
         else:
             params = faiss.SearchParameters()
         return params
