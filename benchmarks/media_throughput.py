@@ -11,8 +11,10 @@ the kernel, sequentially in one thread. Decode is in both. Runs are interleaved,
 gives the median; "engine / plain" is a speed ratio (engine items/s divided by plain items/s).
 
 --memory adds a check of peak RSS growth while the engine embeds image folders of two sizes
-(--memory-images and 4x that), to show that memory does not grow with the folder beyond the
-result itself (the engine reads and decodes a bounded chunk of files at a time).
+(--memory-images and 4x that), next to the plain loop on the smaller one (the model's own working
+memory): the engine reads and decodes a bounded chunk of files at a time, so beyond the result
+its peak should not grow with the folder. Its timings are not throughput figures (the allocator
+is trimmed before each run, so pages fault in again).
 
 Run: .venv/bin/python benchmarks/media_throughput.py [--images 256] [--clips 24] [--repeats 3]
      [--device cpu|cuda] [--memory [--memory-images 256]]

@@ -6,6 +6,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from quarrydb.engine.faults import crash_point
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """After a crash the file holds either its old content or the new one, never a mix."""
@@ -13,7 +15,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            handle.write(data[: len(data) // 2])
+            crash_point(f"half_written:{path.name}")
+            handle.write(data[len(data) // 2 :])
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)

@@ -164,6 +164,8 @@ class StageRun:
                 by_binding.setdefault(item.kind, []).append(item)
         for kind, group in by_binding.items():
             done.extend(self._compute_with(self.call.bindings[kind], group, options))
+        for item in items:
+            item.data = None  # the chunk is done: its bytes go, so memory stays flat
         return done
 
     def _identify(self, items: list[Item]) -> None:

@@ -29,6 +29,7 @@ from sqlglot import exp
 
 from quarrydb.engine.database import INTERNAL_SCHEMA, Database
 from quarrydb.engine.errors import ProgrammingError
+from quarrydb.engine.faults import crash_point
 from quarrydb.engine.index_ddl import CreateIndex
 from quarrydb.engine.sqltree import DIALECT, to_sql
 from quarrydb.engine.vector_index import IndexOptions, VectorIndex, default_kind
@@ -266,6 +267,7 @@ class VectorCatalog:
         folder = self._folder(info.name)
         if folder is not None:
             info.checksum = index.save(folder / "index.faiss")
+        crash_point("index_file_written")
         added = pa.table({"index_name": pa.array([info.name] * len(vids), type=pa.string()),
                           "vid": pa.array(vids, type=pa.int64()),
                           "row_id": pa.array(row_ids, type=pa.int64()),
@@ -286,6 +288,7 @@ class VectorCatalog:
                 [info.name, info.table, info.expression, info.key_expression,
                  json.dumps(asdict(info.options)), info.dim, info.checksum, info.next_id,
                  json.dumps(info.tombstones)])
+            crash_point("index_catalog_written")
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
@@ -294,6 +297,7 @@ class VectorCatalog:
             self.con.unregister("__quarry_added")
             if not replace and len(gone):
                 self.con.unregister("__quarry_gone")
+        crash_point("index_committed")
 
     def _folder(self, name: str) -> Path | None:
         if self.database.directory is None:
