@@ -89,6 +89,7 @@ class Database:
         # the database was opened or last written (see vector_catalog).
         self.loaded_indexes: dict[str, Any] = {}
         self.synced_indexes: set[str] = set()
+        self.index_null_rows: dict[str, int] = {}
 
     def new_connection(self) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection of its own (per cursor), with quarrydb's SQL macros installed."""

@@ -105,7 +105,11 @@ def answer(query: IndexQuery, tree: exp.Select, catalog: VectorCatalog,
         [f"({to_sql(query.where)})"] if query.where is not None else []))
     con = catalog.con
     query.total = index.size
-    query.matching = con.execute(f"SELECT count(*) FROM {table} WHERE {filters}").fetchall()[0][0]
+    if query.where is None:
+        query.matching = query.total
+    else:
+        query.matching = con.execute(f"SELECT count(*) FROM {table} WHERE {filters}"
+                                     ).fetchall()[0][0]
     wanted = min(query.k, query.matching)
     if query.where is None and query.matching == query.total:
         query.strategy = "search"
@@ -121,9 +125,9 @@ def answer(query: IndexQuery, tree: exp.Select, catalog: VectorCatalog,
     else:
         query.strategy = "widening search"
         rows = _widening(catalog, query, probe_vector, table, filters, wanted)
-    has_nulls = con.execute(
-        f"SELECT count(*) FROM {table} WHERE ({key}) IS NULL"
-        + (f" AND ({to_sql(query.where)})" if query.where is not None else "")).fetchall()[0][0]
+    # Rows whose vector is NULL sort last in the query as written; when fewer than k vectors
+    # match they belong in the answer, which only the exact path gives.
+    has_nulls = catalog.null_rows(query.info.name) > 0
     if len(rows) < wanted or (has_nulls and query.matching < query.k):
         query.strategy += " -> exact (came back short)"
         return tree

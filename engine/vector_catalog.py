@@ -166,8 +166,17 @@ class VectorCatalog:
             self.database.loaded_indexes[name] = loaded
         if name not in self.database.synced_indexes:
             self._sync(info, loaded)
+            self._count_nulls(info)
             self.database.synced_indexes.add(name)
         return self.database.loaded_indexes[name]
+
+    def null_rows(self, name: str) -> int:
+        """Rows of the table whose indexed input is NULL (not in the index), as of the last sync."""
+        return self.database.index_null_rows.get(name, 0)
+
+    def _count_nulls(self, info: IndexInfo) -> None:
+        sql = f"SELECT count(*) FROM {info.table} WHERE ({info.key_expression}) IS NULL"
+        self.database.index_null_rows[info.name] = self.con.execute(sql).fetchall()[0][0]
 
     def _load(self, info: IndexInfo) -> VectorIndex | None:
         folder = self._folder(info.name)
@@ -229,6 +238,7 @@ class VectorCatalog:
         self._commit(info, index, np.array([], dtype=np.int64), row_ids, hashes, vids,
                      replace=True)
         self.database.loaded_indexes[info.name] = index
+        self._count_nulls(info)
         self.database.synced_indexes.add(info.name)
         return index
 

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -85,7 +84,8 @@ def check_answers(path) -> None:
 
 # Between every two steps of writing an index: file half written, file written but not recorded,
 # recorded but not committed, committed.
-CRASH_POINTS = ["half_written:index.faiss", "index_file_written", "index_catalog_written", "index_committed"]
+CRASH_POINTS = ["half_written:index.faiss", "index_file_written", "index_catalog_written",
+                "index_committed"]
 
 
 @pytest.mark.parametrize("crash_at", CRASH_POINTS)
