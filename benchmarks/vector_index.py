@@ -1,0 +1,202 @@
+"""Vector indexes at scale: build time, latency, recall@10, filters, incremental inserts, vss.
+
+On N random vectors (default 1,000,000 x 384, seeded) in a quarrydb table, for each index kind:
+build time; query latency (median, p99) through SQL and of the FAISS search alone; recall@10
+against exact search — unfiltered and with filters that keep 1% and 10% of rows — and the rows
+each query returned. Then 1% more rows are inserted and the next query (which syncs the index)
+is timed against a full rebuild. With --vss-python, DuckDB's vss extension (HNSW) runs the same
+vectors and queries side by side. Real embeddings from the packaged model: --real.
+
+Run: .venv/bin/python benchmarks/vector_index.py [--rows 1000000] [--vss-python /path/python]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import pyarrow as pa  # noqa: E402
+import pyarrow.parquet as pq  # noqa: E402
+
+import quarrydb  # noqa: E402
+
+K = 10
+FILTERS = {"unfiltered": None, "1%": 10, "10%": 100}  # bucket < n keeps n/1000 of the rows
+KIND_OPTIONS = {"flat": "kind = 'flat'", "ivf": "kind = 'ivf', nlist = 1024, nprobe = 64",
+                "hnsw": "kind = 'hnsw', m = 32, ef_construction = 80, ef_search = 96"}
+
+
+def literal(vector: np.ndarray) -> str:
+    return "[" + ", ".join(f"{x:.7f}" for x in vector) + f"]::FLOAT[{len(vector)}]"
+
+
+def exact(unit: np.ndarray, query: np.ndarray, allowed: np.ndarray | None) -> list[int]:
+    scores = unit @ (query / np.linalg.norm(query))
+    if allowed is not None:
+        scores = np.where(allowed, scores, -np.inf)
+    top = np.argpartition(-scores, K)[:K]
+    return top[np.argsort(-scores[top])].tolist()
+
+
+def recall(found: list[list[int]], truth: list[list[int]]) -> float:
+    return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth)]))
+
+
+def timed_queries(cur, queries: np.ndarray, where: str) -> tuple[list[float], list[list[int]]]:
+    times, found = [], []
+    for q in queries:
+        sql = f"SELECT id FROM items {where} ORDER BY similarity(v, {literal(q)}) DESC LIMIT {K}"
+        started = time.perf_counter()
+        cur.execute(sql)
+        rows = cur.fetchall()
+        times.append(time.perf_counter() - started)
+        found.append([r[0] for r in rows])
+    return times, found
+
+
+def ms(times: list[float]) -> str:
+    return (f"median {statistics.median(times) * 1000:7.2f} ms, p99"
+            f" {float(np.percentile(times, 99)) * 1000:7.2f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--queries", type=int, default=50)
+    parser.add_argument("--kinds", default="flat,ivf,hnsw")
+    parser.add_argument("--vss-python", help="a Python with duckdb + duckdb-extension-vss")
+    parser.add_argument("--real", action="store_true",
+                        help="also: real MiniLM embeddings of Debian fortunes (one HNSW index)")
+    args = parser.parse_args()
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((args.rows, args.dim)).astype(np.float32)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    buckets = np.arange(args.rows) % 1000
+    queries = rng.standard_normal((args.queries, args.dim)).astype(np.float32)
+    work = Path(tempfile.mkdtemp(prefix="quarrydb-vectors-"))
+    parquet = work / "vectors.parquet"
+    column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), args.dim)
+    pq.write_table(pa.table({"id": pa.array(np.arange(args.rows)),
+                             "bucket": pa.array(buckets), "v": column}), parquet)
+    np.save(work / "queries.npy", queries)
+    truth = {name: [exact(unit, q, None if n is None else buckets < n) for q in queries]
+             for name, n in FILTERS.items()}
+    print(f"rows={args.rows} dim={args.dim} queries={args.queries} k={K}")
+
+    con = quarrydb.connect(work / "bench.quarry")
+    cur = con.cursor()
+    cur.execute(f"CREATE TABLE items AS SELECT id, bucket, v::FLOAT[] AS v"
+                f" FROM read_parquet('{parquet}')")
+    for kind in args.kinds.split(","):
+        cur.execute("DROP INDEX IF EXISTS item_vec")
+        started = time.perf_counter()
+        cur.execute(f"CREATE INDEX item_vec ON items USING faiss (v) WITH ({KIND_OPTIONS[kind]})")
+        build = time.perf_counter() - started
+        print(f"\n[{kind}] build {build:.1f} s")
+        index = con._database.loaded_indexes["item_vec"]
+        search_times = []
+        for q in queries:
+            started = time.perf_counter()
+            index.search(q, K)
+            search_times.append(time.perf_counter() - started)
+        print(f"  FAISS search alone          : {ms(search_times)}")
+        if kind == "hnsw":  # recall against latency as the search widens
+            for ef in (64, 128, 256, 512):
+                index.options.ef_search = ef
+                times, found = [], []
+                for q in queries:
+                    started = time.perf_counter()
+                    _, vids = index.search(q, K)
+                    times.append(time.perf_counter() - started)
+                    found.append(vids.tolist())  # ids are row positions: built in table order
+                print(f"  FAISS search ef_search={ef:<4}: {ms(times)},"
+                      f" recall@10 {recall(found, truth['unfiltered']):.3f}")
+            index.options.ef_search = 96
+        for name, n in FILTERS.items():
+            where = "" if n is None else f"WHERE bucket < {n}"
+            times, found = timed_queries(cur, queries, where)
+            wanted = min(K, args.rows if n is None else int((buckets < n).sum()))
+            short = sum(len(f) < wanted for f in found)
+            print(f"  SQL {name:10} : {ms(times)}, recall@10 {recall(found, truth[name]):.3f},"
+                  f" queries returning < k rows: {short}")
+        added = args.rows // 100
+        extra = rng.standard_normal((added, args.dim)).astype(np.float32)
+        extra_parquet = work / "extra.parquet"
+        extra_column = pa.FixedSizeListArray.from_arrays(pa.array(extra.reshape(-1)), args.dim)
+        pq.write_table(pa.table({"id": pa.array(np.arange(args.rows, args.rows + added)),
+                                 "bucket": pa.array(np.zeros(added, dtype=np.int64)),
+                                 "v": extra_column}), extra_parquet)
+        cur.execute(f"INSERT INTO items SELECT id, bucket, v::FLOAT[] FROM"
+                    f" read_parquet('{extra_parquet}')")
+        started = time.perf_counter()
+        timed_queries(cur, queries[:1], "")
+        incremental = time.perf_counter() - started
+        cur.execute("DROP INDEX item_vec")
+        started = time.perf_counter()
+        cur.execute(f"CREATE INDEX item_vec ON items USING faiss (v) WITH ({KIND_OPTIONS[kind]})")
+        rebuild = time.perf_counter() - started
+        print(f"  +1% rows ({added}): next query incl. sync {incremental:.2f} s, full rebuild"
+              f" {rebuild:.1f} s -> {incremental / rebuild * 100:.1f}% of a rebuild")
+        cur.execute(f"DELETE FROM items WHERE id >= {args.rows}")
+    con.close()
+
+    if args.vss_python:
+        out = subprocess.run([args.vss_python, str(Path(__file__).with_name("vss_side.py")),
+                              str(parquet), str(work / "queries.npy"), str(K)],
+                             capture_output=True, text=True, check=True)
+        vss = json.loads(out.stdout)
+        print(f"\n[duckdb vss {vss['version']}, HNSW] build {vss['build_s']:.1f} s")
+        for name, n in FILTERS.items():
+            part = vss[name]
+            wanted = min(K, args.rows if n is None else int((buckets < n).sum()))
+            short = sum(len(f) < wanted for f in part["ids"])
+            print(f"  SQL {name:10} : median {part['median_ms']:7.2f} ms, p99 {part['p99_ms']:7.2f}"
+                  f" ms, recall@10 {recall(part['ids'], truth[name]):.3f}, queries returning < k"
+                  f" rows: {short}, index used: {part['uses_hnsw']}")
+
+    if args.real:
+        real_embeddings()
+
+
+def real_embeddings() -> None:
+    """Recall on real MiniLM embeddings of Debian fortunes (clustered, unlike random data)."""
+    from quarrydb.udfs import default_registry
+    from quarrydb.udfs.loaded_models import get_model
+
+    texts = []
+    for path in sorted(Path("/usr/share/games/fortunes").glob("*")):
+        if path.suffix or not path.is_file():
+            continue
+        texts += [" ".join(q.split()) for q in path.read_text(errors="replace").split("\n%\n")
+                  if 20 < len(q.strip()) < 300]
+    texts = sorted(set(texts))
+    model = get_model(default_registry().bind("embed").model, "cpu")
+    vectors = model.encode(texts)
+    queries = model.encode([f"a saying about {w}" for w in
+                            ("money", "love", "computers", "food", "war", "sleep", "cats",
+                             "science", "music", "friends")])
+    con = quarrydb.connect()
+    cur = con.cursor()
+    column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
+    cur._session.con.register("src", pa.table({"id": pa.array(range(len(texts))), "v": column}))
+    cur.execute("CREATE TABLE items AS SELECT id, v::FLOAT[] AS v FROM src")
+    cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'hnsw', m = 16)")
+    times, found = timed_queries(cur, queries, "")
+    truth = [exact(vectors, q, None) for q in queries]
+    print(f"\n[real MiniLM embeddings of {len(texts)} fortunes, hnsw m=16] {ms(times)},"
+          f" recall@10 {recall(found, truth):.3f}")
+
+
+if __name__ == "__main__":
+    main()
