@@ -189,7 +189,7 @@ def real_embeddings() -> None:
     con = quarrydb.connect()
     cur = con.cursor()
     column = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), vectors.shape[1])
-    cur._session.con.register("src", pa.table({"id": pa.array(range(len(texts))), "v": column}))
+    cur.register("src", pa.table({"id": pa.array(range(len(texts))), "v": column}))
     cur.execute("CREATE TABLE items AS SELECT id, v::FLOAT[] AS v FROM src")
     cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'hnsw', m = 16)")
     times, found = timed_queries(cur, queries, "")

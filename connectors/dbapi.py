@@ -103,6 +103,19 @@ class Cursor:
         self._position = 0
         return self
 
+    def register(self, name: str, data: Any) -> Cursor:
+        """Make a pandas DataFrame or Arrow table queryable as `name` on this cursor (as DuckDB's
+        `register`); it stays until `unregister(name)` or the cursor closes."""
+        try:
+            self._live_session().con.register(name, data)
+        except Exception as exc:  # DuckDB's message says what it could not register
+            raise ProgrammingError(f"cannot register {name!r}: {exc}") from None
+        return self
+
+    def unregister(self, name: str) -> Cursor:
+        self._live_session().con.unregister(name)
+        return self
+
     def set_progress(self, callback: Callable[[str, int, int], None] | None) -> None:
         """Call `callback(stage, done, total)` as model stages advance (None to stop)."""
         self._live_session().progress = callback

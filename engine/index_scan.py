@@ -22,8 +22,14 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
-from quarrydb.engine.sqltree import conjuncts, from_clause, is_constant, to_sql
-from quarrydb.engine.vector_catalog import IndexInfo, VectorCatalog, _unqualified
+from quarrydb.engine.sqltree import (
+    conjuncts,
+    from_clause,
+    is_constant,
+    to_sql,
+    without_qualifiers,
+)
+from quarrydb.engine.vector_catalog import IndexInfo, VectorCatalog
 
 EXACT_MAX_ROWS = 2000
 FILTERED_MAX_SELECTIVITY = 0.3
@@ -85,7 +91,7 @@ def match(tree: exp.Expression, catalog: VectorCatalog, names: frozenset[str]
     for indexed, probe in ((first, second), (second, first)):
         if not is_constant(probe) or is_constant(indexed):
             continue
-        wanted = to_sql(_unqualified(indexed))
+        wanted = to_sql(without_qualifiers(indexed))
         for info in catalog.all():
             metric_fits = (info.options.metric == "l2") == (kind == "distance")
             if (info.table.lower() == source.this.name.lower() and info.expression == wanted

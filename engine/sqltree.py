@@ -37,3 +37,11 @@ def select_sources(select: exp.Select) -> list[exp.Expression]:
     if source is None:
         return []
     return [source.this, *[j.this for j in select.args.get("joins") or []]]
+
+
+def without_qualifiers(node: exp.Expression) -> exp.Expression:
+    """A copy with table qualifiers dropped: `t.body` and `body` compare equal."""
+    node = node.copy()
+    for column in node.find_all(exp.Column):
+        column.set("table", None)
+    return node

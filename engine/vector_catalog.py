@@ -31,7 +31,7 @@ from quarrydb.engine.database import INTERNAL_SCHEMA, Database
 from quarrydb.engine.errors import ProgrammingError
 from quarrydb.engine.faults import crash_point
 from quarrydb.engine.index_ddl import CreateIndex
-from quarrydb.engine.sqltree import DIALECT, to_sql
+from quarrydb.engine.sqltree import DIALECT, to_sql, without_qualifiers
 from quarrydb.engine.vector_index import IndexOptions, VectorIndex, default_kind
 
 INDEXES = f"{INTERNAL_SCHEMA}.vector_indexes"
@@ -90,15 +90,13 @@ class VectorCatalog:
             raise ProgrammingError(f"cannot index {statement.expression} on {table}: {exc}") \
                 from None
         options = _options(statement.options, rows)
-        info = IndexInfo(statement.name, table, to_sql(_unqualified(expression)),
+        info = IndexInfo(statement.name, table, to_sql(without_qualifiers(expression)),
                          to_sql(_key_of(expression)), options, 0, "", 0, [])
         self._rebuild(info)
 
     def drop(self, name: str, if_exists: bool) -> bool:
         """Drop a vector index; False when there is none of that name (DuckDB's turn)."""
         if self.info(name) is None:
-            if if_exists:
-                return False
             return False
         self.con.execute("BEGIN TRANSACTION")
         self.con.execute(f"DELETE FROM {ROWS} WHERE index_name = ?", [name])
@@ -347,16 +345,9 @@ def _options(given: dict[str, str], rows: int) -> IndexOptions:
     return options
 
 
-def _unqualified(node: exp.Expression) -> exp.Expression:
-    node = node.copy()
-    for column in node.find_all(exp.Column):
-        column.set("table", None)
-    return node
-
-
 def _key_of(expression: exp.Expression) -> exp.Expression:
     """What decides the vector: a model call's input (embed(body) -> body), else the value."""
-    node = _unqualified(expression)
+    node = without_qualifiers(expression)
     if isinstance(node, exp.Anonymous) and node.expressions:
         inner = node.expressions[0]
         if isinstance(inner, exp.Anonymous) and str(inner.this).lower() in ("image", "audio"):

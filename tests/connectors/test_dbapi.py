@@ -93,3 +93,17 @@ def test_set_device_and_batch_size(notes):
     assert notes.stats["stages"][0]["batches"] == [2, 2, 2]
     with pytest.raises(quarrydb.ProgrammingError, match="positive integer"):
         notes.execute("SET model_batch_size = -1")
+
+
+def test_register_a_dataframe_or_arrow_table(cur):
+    import pandas as pd
+
+    cur.register("frame", pd.DataFrame({"a": [1, 2, 3]}))
+    cur.register("arrow", pa.table({"b": ["x", "y"]}))
+    assert cur.execute("SELECT sum(a) FROM frame").fetchone() == (6,)
+    assert cur.execute("SELECT count(*) FROM arrow").fetchone() == (2,)
+    cur.unregister("frame")
+    with pytest.raises(quarrydb.ProgrammingError, match="frame"):
+        cur.execute("SELECT * FROM frame")
+    with pytest.raises(quarrydb.ProgrammingError, match="cannot register"):
+        cur.register("bad", object())

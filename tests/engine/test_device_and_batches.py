@@ -44,4 +44,5 @@ def test_set_device_is_per_connection_and_shown_by_show_models(con):
     assert {row[5] for row in first.fetchall()} == {"cpu"}
     second.execute("SET device = 'auto'")
     expected = "cuda" if torch.cuda.is_available() else "cpu"
-    assert second._session.settings.device == expected
+    second.execute("SHOW MODELS")
+    assert {row[5] for row in second.fetchall()} == {expected}

@@ -18,7 +18,7 @@ def make_vectors(cur, rows: int = ROWS, seed: int = 0) -> np.ndarray:
     vectors = np.random.default_rng(seed).standard_normal((rows, DIM)).astype(np.float32)
     import pyarrow as pa
 
-    cur._session.con.register("src", pa.table({
+    cur.register("src", pa.table({
         "id": pa.array(range(rows)), "v": pa.array(list(vectors), pa.list_(pa.float32()))}))
     cur.execute("CREATE TABLE items AS SELECT id, id % 1000 AS bucket, v FROM src")
     return vectors

@@ -30,7 +30,7 @@ CHILD = textwrap.dedent("""
     if mode == "build":
         vectors = rng.standard_normal((5000, {dim})).astype(np.float32)
         flat = pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)), {dim})
-        cur._session.con.register("src", pa.table({{
+        cur.register("src", pa.table({{
             "id": pa.array(range(len(vectors))), "v": flat.cast(pa.list_(pa.float32()))}}))
         cur.execute("CREATE TABLE items AS SELECT id, v FROM src")
         print("table", flush=True)
