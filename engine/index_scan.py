@@ -138,7 +138,7 @@ def answer(query: IndexQuery, tree: exp.Select, catalog: VectorCatalog,
         query.strategy += " -> exact (came back short)"
         return tree
     query.candidates = len(rows)
-    restricted = tree.copy()
+    restricted = tree  # the session's own parse: restricted in place, no copy of a long literal
     condition = exp.In(this=exp.column("rowid"),
                        expressions=[exp.Literal.number(r) for r in rows])
     existing = restricted.args.get("where")
