@@ -25,7 +25,7 @@ from quarrydb.engine.database import Database
 from quarrydb.engine.errors import Error, ProgrammingError, from_duckdb
 from quarrydb.engine.executor import Progress, Settings
 from quarrydb.engine.planner import StagePlanner
-from quarrydb.engine.sqltree import DIALECT, to_sql
+from quarrydb.engine.sqltree import DIALECT, put_vectors_back, set_vectors_aside, to_sql
 from quarrydb.engine.statement_run import StatementRun
 from quarrydb.engine.vector_catalog import VectorCatalog
 from quarrydb.udfs import Registry, default_registry
@@ -78,7 +78,14 @@ class Session:
     # --- one statement -------------------------------------------------------------------------
 
     def _execute_one(self, statement: statements.Statement, params: Params) -> Result:
-        text = statement.text
+        text, token = set_vectors_aside(statement.text)
+        try:
+            return self._execute_text(statement, text, params)
+        finally:
+            put_vectors_back(token)
+
+    def _execute_text(self, statement: statements.Statement, text: str, params: Params
+                      ) -> Result:
         assignment = statements.setting(text)
         if assignment and self._apply_setting(*assignment):
             return Result(None)
@@ -95,8 +102,8 @@ class Session:
                 return self._explain(tree, analyze)
         tree = self._engine_tree(text, params)
         try:
-            if tree is None:
-                return self._run_duckdb(text, params, statement.kind)
+            if tree is None:  # DuckDB runs exactly what the user wrote
+                return self._run_duckdb(statement.text, params, statement.kind)
             tree, _ = self._use_index(tree)
             if not model_call_nodes(tree, self.registry):
                 return self._run_duckdb(to_sql(tree), None, statement.kind)

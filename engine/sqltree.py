@@ -2,13 +2,50 @@
 
 from __future__ import annotations
 
+import contextvars
+import re
+
 from sqlglot import exp
 
 DIALECT = "duckdb"
 
+# Long vector literals ([0.1, 0.2, ... 384 numbers]) are set aside before sqlglot parses a
+# statement — parsing, copying and printing thousands of number nodes costs milliseconds per
+# query — and put back, as written, in every SQL text made from the tree (see to_sql).
+_VECTOR_LITERAL = re.compile(r"\[\s*-?[\d.eE+-]+(?:\s*,\s*-?[\d.eE+-]+){15,}\s*\]")
+_STAND_IN = re.compile(r"__quarry_vector\((\d+)\)", re.IGNORECASE)
+_set_aside: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar("vectors", default=())
+
+
+def set_vectors_aside(text: str) -> tuple[str, contextvars.Token]:
+    """`text` with long vector literals replaced by __quarry_vector(i) stand-ins."""
+    literals: list[str] = []
+
+    def stand_in(match: re.Match) -> str:
+        literals.append(match.group(0))
+        return f"__quarry_vector({len(literals) - 1})"
+
+    quoted = [m.span() for m in re.finditer(r"'(?:[^']|'')*'", text)]
+    pieces, last = [], 0
+    for match in _VECTOR_LITERAL.finditer(text):
+        if any(a <= match.start() < b for a, b in quoted):
+            continue
+        pieces += [text[last:match.start()], stand_in(match)]
+        last = match.end()
+    pieces.append(text[last:])
+    return "".join(pieces), _set_aside.set(tuple(literals))
+
+
+def put_vectors_back(token: contextvars.Token) -> None:
+    _set_aside.reset(token)
+
 
 def to_sql(node: exp.Expression) -> str:
-    return node.sql(dialect=DIALECT)
+    sql = node.sql(dialect=DIALECT)
+    literals = _set_aside.get()
+    if literals:
+        sql = _STAND_IN.sub(lambda m: literals[int(m.group(1))], sql)
+    return sql
 
 
 def from_clause(select: exp.Select) -> exp.From | None:
