@@ -16,7 +16,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data[: len(data) // 2])
-            crash_point(f"half_written:{path.name}")
+            crash_point(f"half_written:{path.suffix}")
             handle.write(data[len(data) // 2 :])
             handle.flush()
             os.fsync(handle.fileno())

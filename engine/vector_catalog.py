@@ -24,15 +24,18 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import sqlglot
 from sqlglot import exp
 
+from quarrydb.engine.atomic import atomic_write_bytes
 from quarrydb.engine.database import INTERNAL_SCHEMA, Database
 from quarrydb.engine.errors import ProgrammingError
 from quarrydb.engine.faults import crash_point
 from quarrydb.engine.index_ddl import CreateIndex
 from quarrydb.engine.sqltree import DIALECT, to_sql, without_qualifiers
 from quarrydb.engine.vector_index import IndexOptions, VectorIndex, default_kind
+from quarrydb.engine.vector_index import checksum as checksum_of
 
 INDEXES = f"{INTERNAL_SCHEMA}.vector_indexes"
 ROWS = f"{INTERNAL_SCHEMA}.index_rows"
@@ -40,7 +43,8 @@ TABLES = f"""
 CREATE TABLE IF NOT EXISTS {INDEXES} (
     name VARCHAR PRIMARY KEY, table_name VARCHAR NOT NULL, expression VARCHAR NOT NULL,
     key_expression VARCHAR NOT NULL, options VARCHAR NOT NULL, dim INTEGER NOT NULL,
-    checksum VARCHAR NOT NULL, next_id BIGINT NOT NULL, tombstones VARCHAR NOT NULL
+    checksum VARCHAR NOT NULL, next_id BIGINT NOT NULL, tombstones VARCHAR NOT NULL,
+    deltas VARCHAR NOT NULL
 );
 CREATE TABLE IF NOT EXISTS {ROWS} (
     index_name VARCHAR NOT NULL, vid BIGINT NOT NULL, row_id BIGINT NOT NULL,
@@ -48,6 +52,8 @@ CREATE TABLE IF NOT EXISTS {ROWS} (
 );
 """
 REBUILD_TOMBSTONE_SHARE = 0.25
+MAX_DELTAS = 32  # changes kept as small files beside the snapshot before it is rewritten
+MAX_DELTA_SHARE = 0.1
 
 # Runs SQL through the engine (so model calls work) and returns its rows as Arrow.
 RunSql = Callable[[str], pa.Table]
@@ -64,6 +70,7 @@ class IndexInfo:
     checksum: str
     next_id: int
     tombstones: list[int]
+    deltas: list[list]  # [file name, checksum, rows] of each change saved since the snapshot
 
 
 class VectorCatalog:
@@ -91,7 +98,7 @@ class VectorCatalog:
                 from None
         options = _options(statement.options, rows)
         info = IndexInfo(statement.name, table, to_sql(without_qualifiers(expression)),
-                         to_sql(_key_of(expression)), options, 0, "", 0, [])
+                         to_sql(_key_of(expression)), options, 0, "", 0, [], [])
         self._rebuild(info)
 
     def drop(self, name: str, if_exists: bool) -> bool:
@@ -138,16 +145,7 @@ class VectorCatalog:
         return self.con.execute(sql, [name]).fetchnumpy()["vid"].astype(np.int64)
 
     def rows_for_vids(self, name: str, vids: np.ndarray) -> list[int]:
-        found = pa.table({"vid": pa.array(vids, type=pa.int64()),
-                          "rank": pa.array(range(len(vids)), type=pa.int64())})
-        self.con.register("__quarry_vids", found)
-        try:
-            rows = self.con.execute(
-                f"SELECT m.row_id FROM {ROWS} m JOIN __quarry_vids f USING (vid)"
-                " WHERE m.index_name = ? ORDER BY f.rank", [name]).fetchall()
-        finally:
-            self.con.unregister("__quarry_vids")
-        return [r[0] for r in rows]
+        return self.database.loaded_indexes[name].row_ids(vids)
 
     # --- keeping current -----------------------------------------------------------------------
 
@@ -183,9 +181,20 @@ class VectorCatalog:
         try:
             index, checksum = VectorIndex.load(folder / "index.faiss", info.dim, info.options,
                                                set(info.tombstones))
+            if checksum != info.checksum:
+                return None
+            for file_name, delta_checksum, _ in info.deltas:
+                data = (folder / file_name).read_bytes()
+                if checksum_of(data) != delta_checksum:
+                    return None
+                index.apply_delta(data)
         except Exception:  # a missing or unreadable file is stale data, rebuilt from DuckDB
             return None
-        return index if checksum == info.checksum else None
+        index.tombstones = set(info.tombstones)
+        mapping = self.con.execute(f"SELECT vid, row_id FROM {ROWS} WHERE index_name = ?",
+                                   [info.name]).fetchnumpy()
+        index.set_rows(mapping["vid"].astype(np.int64), mapping["row_id"].astype(np.int64))
+        return index
 
     def _sync(self, info: IndexInfo, index: VectorIndex) -> None:
         """Apply the table's changes since the index last saw it: a diff, not a rebuild."""
@@ -213,9 +222,10 @@ class VectorCatalog:
         row_ids, hashes, vectors = self._vectors(info, fresh)
         vids = np.arange(info.next_id, info.next_id + len(row_ids), dtype=np.int64)
         index.add(vectors, vids)
+        index.set_rows(vids, row_ids)
         info.next_id += len(row_ids)
         info.tombstones = sorted(index.tombstones)
-        self._commit(info, index, gone, row_ids, hashes, vids, replace=False)
+        self._commit(info, index, gone, row_ids, hashes, vids, replace=False, vectors=vectors)
 
     def _rebuild(self, info: IndexInfo) -> VectorIndex:
         """Build from every row of the table; vectors of rows seen before come from the cache."""
@@ -232,6 +242,7 @@ class VectorCatalog:
             info.options.kind = default_kind(len(row_ids))
         vids = np.arange(len(row_ids), dtype=np.int64)
         index = VectorIndex.build(info.dim, info.options, vectors, vids)
+        index.set_rows(vids, row_ids)
         info.next_id, info.tombstones = len(row_ids), []
         self._commit(info, index, np.array([], dtype=np.int64), row_ids, hashes, vids,
                      replace=True)
@@ -254,7 +265,7 @@ class VectorCatalog:
                 " WHERE t.rowid IN (SELECT row_id FROM __quarry_index_rows)")
         finally:
             self.con.unregister("__quarry_index_rows")
-        table = table.filter(pa.compute.is_valid(table.column("v")))
+        table = table.filter(pc.is_valid(table.column("v")))
         column = table.column("v").combine_chunks()
         if not (pa.types.is_list(column.type) or pa.types.is_fixed_size_list(column.type)
                 or pa.types.is_large_list(column.type)):
@@ -270,11 +281,27 @@ class VectorCatalog:
                 flat.reshape(len(column), dim) if len(column) else flat.reshape(0, 1))
 
     def _commit(self, info: IndexInfo, index: VectorIndex, gone: np.ndarray, row_ids: np.ndarray,
-                hashes: np.ndarray, vids: np.ndarray, replace: bool) -> None:
-        """File first (atomically), then the DuckDB transaction that records its checksum."""
+                hashes: np.ndarray, vids: np.ndarray, replace: bool,
+                vectors: np.ndarray | None = None) -> None:
+        """File first (atomically), then the DuckDB transaction that records its checksum.
+
+        A change is saved as a small delta file beside the snapshot; the snapshot itself is
+        rewritten on a rebuild, or once the deltas have grown (MAX_DELTAS, MAX_DELTA_SHARE)."""
         folder = self._folder(info.name)
+        obsolete: list[str] = []
         if folder is not None:
-            info.checksum = index.save(folder / "index.faiss")
+            delta_rows = sum(d[2] for d in info.deltas) + len(vids) + len(gone)
+            compact = replace or len(info.deltas) >= MAX_DELTAS or (
+                delta_rows > MAX_DELTA_SHARE * max(index.index.ntotal, 1))
+            if compact or vectors is None:
+                info.checksum = index.save(folder / "index.faiss")
+                obsolete = [d[0] for d in info.deltas]
+                info.deltas = []
+            else:
+                data = VectorIndex.delta_bytes(vids, vectors, gone)
+                file_name = f"delta-{info.next_id}-{len(info.deltas)}.npz"
+                atomic_write_bytes(folder / file_name, data)
+                info.deltas.append([file_name, checksum_of(data), len(vids) + len(gone)])
         crash_point("index_file_written")
         added = pa.table({"index_name": pa.array([info.name] * len(vids), type=pa.string()),
                           "vid": pa.array(vids, type=pa.int64()),
@@ -292,10 +319,10 @@ class VectorCatalog:
             self.con.execute(f"INSERT INTO {ROWS} SELECT * FROM __quarry_added")
             self.con.execute(f"DELETE FROM {INDEXES} WHERE name = ?", [info.name])
             self.con.execute(
-                f"INSERT INTO {INDEXES} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO {INDEXES} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [info.name, info.table, info.expression, info.key_expression,
                  json.dumps(asdict(info.options)), info.dim, info.checksum, info.next_id,
-                 json.dumps(info.tombstones)])
+                 json.dumps(info.tombstones), json.dumps(info.deltas)])
             crash_point("index_catalog_written")
             self.con.execute("COMMIT")
         except BaseException:
@@ -306,6 +333,9 @@ class VectorCatalog:
             if not replace and len(gone):
                 self.con.unregister("__quarry_gone")
         crash_point("index_committed")
+        for file_name in obsolete:  # folded into the snapshot that is now committed
+            if folder is not None:
+                (folder / file_name).unlink(missing_ok=True)
 
     def _folder(self, name: str) -> Path | None:
         if self.database.directory is None:
@@ -316,9 +346,10 @@ class VectorCatalog:
 
 
 def _info(row: tuple) -> IndexInfo:
-    name, table, expression, key_expression, options, dim, checksum, next_id, tombstones = row
+    name, table, expression, key_expression, options, dim, checksum, next_id, tombstones, \
+        deltas = row
     return IndexInfo(name, table, expression, key_expression, IndexOptions(**json.loads(options)),
-                     dim, checksum, next_id, json.loads(tombstones))
+                     dim, checksum, next_id, json.loads(tombstones), json.loads(deltas))
 
 
 def _options(given: dict[str, str], rows: int) -> IndexOptions:

@@ -8,6 +8,7 @@ until the next rebuild.
 from __future__ import annotations
 
 import hashlib
+import io
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +58,19 @@ class VectorIndex:
     options: IndexOptions
     index: faiss.Index
     tombstones: set[int] = field(default_factory=set)
+    # index id -> DuckDB row id (-1: none), so a search's ids become rows without a query
+    rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def set_rows(self, vids: np.ndarray, row_ids: np.ndarray) -> None:
+        if len(vids) and int(vids.max()) >= len(self.rows):
+            grown = np.full(max(int(vids.max()) + 1, 2 * len(self.rows)), -1, dtype=np.int64)
+            grown[: len(self.rows)] = self.rows
+            self.rows = grown
+        self.rows[vids] = row_ids
+
+    def row_ids(self, vids: np.ndarray) -> list[int]:
+        found = self.rows[vids[vids < len(self.rows)]]
+        return [int(r) for r in found if r >= 0]
 
     @classmethod
     def build(cls, dim: int, options: IndexOptions, vectors: np.ndarray,
@@ -90,9 +104,16 @@ class VectorIndex:
         if len(ids):
             self.index.add_with_ids(_prepared(vectors, self.options.metric), ids.astype(np.int64))
 
+    def apply_delta(self, data: bytes) -> None:
+        """Replay one saved change (see delta_bytes) on a loaded snapshot."""
+        with np.load(io.BytesIO(data)) as delta:
+            self.remove(delta["removed"])
+            self.add(delta["vectors"], delta["added"])
+
     def remove(self, ids: np.ndarray) -> None:
         if not len(ids):
             return
+        self.set_rows(ids, np.full(len(ids), -1, dtype=np.int64))
         if self.options.kind == "hnsw":  # a graph cannot drop nodes: hide them until a rebuild
             self.tombstones.update(int(i) for i in ids)
         else:
@@ -138,6 +159,14 @@ class VectorIndex:
         data = self.to_bytes()
         atomic_write_bytes(path, data)
         return checksum(data)
+
+    @staticmethod
+    def delta_bytes(added: np.ndarray, vectors: np.ndarray, removed: np.ndarray) -> bytes:
+        """One change as a small file: appended beside the snapshot instead of rewriting it."""
+        buffer = io.BytesIO()
+        np.savez(buffer, added=added.astype(np.int64), vectors=vectors.astype(np.float32),
+                 removed=removed.astype(np.int64))
+        return buffer.getvalue()
 
     @classmethod
     def load(cls, path: Path, dim: int, options: IndexOptions, tombstones: set[int]

@@ -84,11 +84,11 @@ def check_answers(path) -> None:
 
 # Between every two steps of writing an index: file half written, file written but not recorded,
 # recorded but not committed, committed.
-CRASH_POINTS = ["half_written:index.faiss", "index_file_written", "index_catalog_written",
-                "index_committed"]
+# (A build writes the whole index file; a sync after a write saves a small delta file.)
+STEPS = ["index_file_written", "index_catalog_written", "index_committed"]
 
 
-@pytest.mark.parametrize("crash_at", CRASH_POINTS)
+@pytest.mark.parametrize("crash_at", ["half_written:.faiss", *STEPS])
 def test_kill_during_build_then_reopen(tmp_path, crash_at):
     path = tmp_path / "crash.quarry"
     out = run_child(path, "build", 60, crash_at)
@@ -104,7 +104,7 @@ def built(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("crash_at", CRASH_POINTS)
+@pytest.mark.parametrize("crash_at", ["half_written:.npz", *STEPS])
 def test_kill_while_inserts_keep_the_index_current(tmp_path, built, crash_at):
     path = tmp_path / "crash.quarry"
     shutil.copytree(built, path)
