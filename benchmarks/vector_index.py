@@ -32,7 +32,7 @@ import quarrydb  # noqa: E402
 K = 10
 FILTERS = {"unfiltered": None, "1%": 10, "10%": 100}  # bucket < n keeps n/1000 of the rows
 KIND_OPTIONS = {"flat": "kind = 'flat'", "ivf": "kind = 'ivf', nlist = 1024, nprobe = 64",
-                "hnsw": "kind = 'hnsw', m = 32, ef_construction = 80, ef_search = 96"}
+                "hnsw": "kind = 'hnsw', m = 16, ef_construction = 40, ef_search = 96"}
 
 
 def literal(vector: np.ndarray) -> str:
@@ -137,17 +137,17 @@ def main() -> None:
         pq.write_table(pa.table({"id": pa.array(np.arange(args.rows, args.rows + added)),
                                  "bucket": pa.array(np.zeros(added, dtype=np.int64)),
                                  "v": extra_column}), extra_parquet)
+        started = time.perf_counter()
         cur.execute(f"INSERT INTO items SELECT id, bucket, v::FLOAT[] FROM"
                     f" read_parquet('{extra_parquet}')")
+        incremental = time.perf_counter() - started  # the INSERT keeps the index current
         started = time.perf_counter()
         timed_queries(cur, queries[:1], "")
-        incremental = time.perf_counter() - started
-        cur.execute("DROP INDEX item_vec")
-        started = time.perf_counter()
-        cur.execute(f"CREATE INDEX item_vec ON items USING faiss (v) WITH ({KIND_OPTIONS[kind]})")
-        rebuild = time.perf_counter() - started
-        print(f"  +1% rows ({added}): next query incl. sync {incremental:.2f} s, full rebuild"
-              f" {rebuild:.1f} s -> {incremental / rebuild * 100:.1f}% of a rebuild")
+        first_query = time.perf_counter() - started
+        # A rebuild of 101% of the rows costs what the build of 100% cost: that is the reference.
+        print(f"  +1% rows ({added}): INSERT incl. index update {incremental:.2f} s (next query"
+              f" {first_query:.2f} s); a full build took {build:.1f} s ->"
+              f" {incremental / build * 100:.1f}% of a rebuild")
         cur.execute(f"DELETE FROM items WHERE id >= {args.rows}")
     con.close()
 

@@ -90,6 +90,7 @@ class Database:
         self.loaded_indexes: dict[str, Any] = {}
         self.synced_indexes: set[str] = set()
         self.index_null_rows: dict[str, int] = {}
+        self.index_infos: list[Any] | None = None  # the catalog's rows, read once
 
     def new_connection(self) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection of its own (per cursor), with quarrydb's SQL macros installed."""

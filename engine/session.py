@@ -6,6 +6,7 @@ Statements with no model call skip all of it and go to DuckDB exactly as written
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -101,15 +102,20 @@ class Session:
             if tree is not None:
                 return self._explain(tree, analyze)
         tree = self._engine_tree(text, params)
+        noted = None
         try:
             if tree is None:  # DuckDB runs exactly what the user wrote
-                return self._run_duckdb(statement.text, params, statement.kind)
+                noted = self._note_write(statement, params)
+                result = self._run_duckdb(statement.text, params, statement.kind)
+                if noted is not None:
+                    self.vectors.after_write(noted)
+                return result
             tree, _ = self._use_index(tree)
             if not model_call_nodes(tree, self.registry):
                 return self._run_duckdb(to_sql(tree), None, statement.kind)
             return self._run_with_models(tree, statement.kind)
         finally:
-            if statement.kind not in READ_KINDS:  # the tables may have changed
+            if statement.kind not in READ_KINDS and noted is None:  # tables may have changed
                 self.database.synced_indexes.clear()
 
     def _engine_tree(self, text: str, params: Params) -> exp.Expression | None:
@@ -147,14 +153,43 @@ class Session:
                 return Result(None)
         return None
 
+    def _note_write(self, statement: statements.Statement, params: Params
+                    ) -> dict[str, object] | None:
+        """For a plain INSERT / UPDATE / DELETE on an indexed table: what it may touch, so the
+        index is updated for those rows only. None: the next search diffs the whole table."""
+        if statement.kind not in ROW_COUNT_KINDS or params or not self.vectors.all():
+            return None
+        try:
+            tree = sqlglot.parse_one(statement.text, dialect=DIALECT)
+        except ParseError:
+            return None
+        target = tree.find(exp.Table)
+        if target is None or tree.args.get("from") or tree.args.get("from_") or tree.args.get(
+                "using") or tree.args.get("returning"):
+            return None
+        table = ".".join(part for part in (target.db, target.name) if part)
+        where = tree.args.get("where")
+        rows_sql = None
+        if isinstance(tree, (exp.Update, exp.Delete)):
+            condition = to_sql(where.this) if where is not None else "TRUE"
+            rows_sql = f"SELECT rowid FROM {table} WHERE {condition}"
+        elif not isinstance(tree, exp.Insert):
+            return None
+        try:
+            return self.vectors.before_write(table, rows_sql)
+        except duckdb.Error:
+            return None
+
     def _use_index(self, tree: exp.Expression) -> tuple[exp.Expression, str | None]:
         """The tree restricted to a vector index's candidates, and how (None: no index used)."""
         query = index_scan.match(tree, self.vectors, self.registry.function_names)
         if query is None:
             return tree, None
-        probe = self.execute(f"SELECT {to_sql(query.probe)}").table
-        assert probe is not None
-        vector = np.asarray(probe.column(0)[0].as_py(), dtype=np.float32)
+        vector = _literal_vector(to_sql(query.probe))
+        if vector is None:  # an expression, e.g. embed('a query'): the engine computes it
+            probe = self.execute(f"SELECT {to_sql(query.probe)}").table
+            assert probe is not None
+            vector = np.asarray(probe.column(0)[0].as_py(), dtype=np.float32)
         answered = index_scan.answer(query, tree, self.vectors, vector)
         return answered, query.describe()
 
@@ -299,6 +334,20 @@ def _describe_stage(stage: Any, settings: Settings) -> str:
     if call.options:
         lines.insert(1, f"options: {call.options}")
     return "\n".join(lines)
+
+
+_VECTOR_TEXT = re.compile(r"^\s*\[([^\[\]]*)\]\s*(?:::\s*FLOAT\s*\[\d*\]\s*)*$", re.I)
+
+
+def _literal_vector(sql: str) -> np.ndarray | None:
+    """A vector written out in the SQL ([0.1, 0.2]::FLOAT[2]) read without a trip to DuckDB."""
+    match = _VECTOR_TEXT.match(sql)
+    if not match:
+        return None
+    try:
+        return np.array([float(x) for x in match.group(1).split(",")], dtype=np.float32)
+    except ValueError:
+        return None
 
 
 def _bind_parameters(tree: exp.Expression, params: Params) -> exp.Expression:

@@ -109,6 +109,7 @@ class VectorCatalog:
         self.con.execute(f"DELETE FROM {ROWS} WHERE index_name = ?", [name])
         self.con.execute(f"DELETE FROM {INDEXES} WHERE name = ?", [name])
         self.con.execute("COMMIT")
+        self.database.index_infos = None
         self.database.loaded_indexes.pop(name, None)
         folder = self._folder(name)
         if folder is not None:
@@ -132,8 +133,11 @@ class VectorCatalog:
     # --- lookups -------------------------------------------------------------------------------
 
     def all(self) -> list[IndexInfo]:
-        rows = self.con.execute(f"SELECT * FROM {INDEXES} ORDER BY name").fetchall()
-        return [_info(row) for row in rows]
+        """Every index (read once, then kept until an index is created, changed or dropped)."""
+        if self.database.index_infos is None:
+            rows = self.con.execute(f"SELECT * FROM {INDEXES} ORDER BY name").fetchall()
+            self.database.index_infos = [_info(row) for row in rows]
+        return self.database.index_infos
 
     def info(self, name: str) -> IndexInfo | None:
         rows = self.con.execute(f"SELECT * FROM {INDEXES} WHERE name = ?", [name]).fetchall()
@@ -196,15 +200,54 @@ class VectorCatalog:
         index.set_rows(mapping["vid"].astype(np.int64), mapping["row_id"].astype(np.int64))
         return index
 
-    def _sync(self, info: IndexInfo, index: VectorIndex) -> None:
-        """Apply the table's changes since the index last saw it: a diff, not a rebuild."""
+    # --- writes through quarrydb: only the rows a statement touches are diffed -----------------
+
+    def before_write(self, table: str, rows_sql: str | None) -> dict[str, object] | None:
+        """Note what a write to `table` may touch: the rows `rows_sql` selects (UPDATE / DELETE)
+        and every row added after the current last row id. None when no index is on the table."""
+        names = [i.name for i in self.all() if i.table.lower() == table.lower()]
+        if not names:
+            return None
+        last = self.con.execute(f"SELECT coalesce(max(rowid), -1) FROM {table}").fetchall()[0][0]
+        touched = np.array([], dtype=np.int64)
+        if rows_sql is not None:
+            touched = self.con.execute(rows_sql).fetchnumpy()["rowid"].astype(np.int64)
+        return {"names": names, "last": last, "touched": touched}
+
+    def after_write(self, noted: dict[str, object]) -> None:
+        """Diff just the touched rows of each index that was current before the write."""
+        for name in noted["names"]:  # type: ignore[attr-defined]
+            info = self.info(name)
+            index = self.database.loaded_indexes.get(name)
+            if info is None or index is None or name not in self.database.synced_indexes:
+                continue
+            self.con.register("__quarry_touched", pa.table({"r": noted["touched"]}))
+            try:
+                scope = ("({col} IN (SELECT r FROM __quarry_touched) OR {col} > "
+                         + str(int(noted["last"])) + ")")  # type: ignore[call-overload]
+                self._sync(info, index, scope)
+            finally:
+                self.con.unregister("__quarry_touched")
+            self._count_nulls(info)
+            indexed = self.con.execute(
+                f"SELECT count(*) FROM {info.table} WHERE ({info.key_expression}) IS NOT NULL"
+            ).fetchall()[0][0]
+            if indexed != index.size:  # row ids moved under us: fall back to the full diff
+                self.database.synced_indexes.discard(name)
+
+    def _sync(self, info: IndexInfo, index: VectorIndex, scope: str = "TRUE") -> None:
+        """Apply the table's changes since the index last saw it: a diff, not a rebuild.
+
+        `scope` ("{col} ...", a condition on a row id) limits the diff to some rows: a write
+        through quarrydb knows which it touched."""
         self.con.execute(
             f"CREATE OR REPLACE TEMP TABLE __quarry_now AS SELECT rowid AS row_id,"
             f" hash({info.key_expression}) AS key_hash FROM {info.table}"
-            f" WHERE ({info.key_expression}) IS NOT NULL")
+            f" WHERE ({info.key_expression}) IS NOT NULL AND {scope.format(col='rowid')}")
         try:
             gone = self.con.execute(
-                f"SELECT vid FROM {ROWS} m WHERE index_name = ? AND NOT EXISTS (SELECT 1 FROM"
+                f"SELECT vid FROM {ROWS} m WHERE index_name = ? AND"
+                f" {scope.format(col='m.row_id')} AND NOT EXISTS (SELECT 1 FROM"
                 " __quarry_now n WHERE n.row_id = m.row_id AND n.key_hash = m.key_hash)",
                 [info.name]).fetchnumpy()["vid"].astype(np.int64)
             fresh = self.con.sql(
@@ -332,6 +375,7 @@ class VectorCatalog:
             self.con.unregister("__quarry_added")
             if not replace and len(gone):
                 self.con.unregister("__quarry_gone")
+        self.database.index_infos = None
         crash_point("index_committed")
         for file_name in obsolete:  # folded into the snapshot that is now committed
             if folder is not None:
