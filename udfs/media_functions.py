@@ -221,18 +221,21 @@ def _spoken_texts(model: SpokenText, batch: Sequence[np.ndarray], size: int) -> 
     return spoken
 
 
-def embed_audio(model: SpokenText, batch: Sequence[np.ndarray], options: dict[str, Any]) -> list:
+def _on_speech(model: SpokenText, batch: Sequence[np.ndarray], options: dict[str, Any],
+               text_kernel: Any) -> list:
+    """A text kernel over the transcripts; clips with no speech get Failed (NULL + warning)."""
     spoken = _spoken_texts(model, batch, options.get("batch_size", 16))
     said = [s for s in spoken if s is not None]
-    vectors = iter(model.embedder.encode(said) if said else [])
-    return [next(vectors) if s is not None else Failed("no speech detected") for s in spoken]
+    results = iter(text_kernel(model.embedder, said, options) if said else [])
+    return [next(results) if s is not None else Failed("no speech detected") for s in spoken]
+
+
+def embed_audio(model: SpokenText, batch: Sequence[np.ndarray], options: dict[str, Any]) -> list:
+    return _on_speech(model, batch, options, text.embed_text)
 
 
 def classify_audio(model: SpokenText, batch: Sequence[np.ndarray], options: dict[str, Any]) -> list:
-    spoken = _spoken_texts(model, batch, options.get("batch_size", 16))
-    said = [s for s in spoken if s is not None]
-    labels = iter(text.classify_text(model.embedder, said, options) if said else [])
-    return [next(labels) if s is not None else Failed("no speech detected") for s in spoken]
+    return _on_speech(model, batch, options, text.classify_text)
 
 
 def whisper_spec() -> ModelSpec:
