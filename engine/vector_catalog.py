@@ -204,10 +204,10 @@ class VectorCatalog:
 
     def before_write(self, table: str, rows_sql: str | None) -> dict[str, object] | None:
         """Note what a write to `table` may touch: the rows `rows_sql` selects (UPDATE / DELETE)
-        and every row added after the current last row id. None when no index is on the table."""
+        and every row added after the current last row id."""
         names = [i.name for i in self.all() if i.table.lower() == table.lower()]
-        if not names:
-            return None
+        if not names:  # no index reads this table: nothing to keep current
+            return {"names": [], "last": -1, "touched": np.array([], dtype=np.int64)}
         last = self.con.execute(f"SELECT coalesce(max(rowid), -1) FROM {table}").fetchall()[0][0]
         touched = np.array([], dtype=np.int64)
         if rows_sql is not None:
