@@ -223,8 +223,9 @@ class VectorCatalog:
                 continue
             self.con.register("__quarry_touched", pa.table({"r": noted["touched"]}))
             try:
-                scope = ("({col} IN (SELECT r FROM __quarry_touched) OR {col} > "
-                         + str(int(noted["last"])) + ")")  # type: ignore[call-overload]
+                scope = "{col} > " + str(int(noted["last"]))  # type: ignore[call-overload]
+                if len(noted["touched"]):  # type: ignore[arg-type]
+                    scope = f"({{col}} IN (SELECT r FROM __quarry_touched) OR {scope})"
                 self._sync(info, index, scope)
             finally:
                 self.con.unregister("__quarry_touched")
