@@ -19,7 +19,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from quarrydb.engine import index_ddl, index_scan, statements
+from quarrydb.engine import index_ddl, index_scan, proxy_rule, statements
 from quarrydb.engine.align_spaces import align_similarity_spaces
 from quarrydb.engine.binder import bind_call, model_call_nodes
 from quarrydb.engine.database import Database
@@ -61,6 +61,7 @@ class Session:
         self.settings = Settings(device=default_device())
         self.vectors = VectorCatalog(database, self.con, lambda sql: self._table_of(sql))
         self.progress: Progress | None = None
+        self._proxy: proxy_rule.ProxyOptions | None = None  # this statement's, if it has one
 
     def close(self) -> None:
         self.con.close()
@@ -79,11 +80,19 @@ class Session:
     # --- one statement -------------------------------------------------------------------------
 
     def _execute_one(self, statement: statements.Statement, params: Params) -> Result:
+        outer_proxy = self._proxy  # a statement the engine runs inside another has its own
+        try:
+            stripped, self._proxy = proxy_rule.take_clause(statement.text)
+        except ValueError as exc:
+            raise ProgrammingError(str(exc)) from None
+        if self._proxy is not None:
+            statement = statements.Statement(stripped, statement.kind)
         text, token = set_vectors_aside(statement.text)
         try:
             return self._execute_text(statement, text, params)
         finally:
             put_vectors_back(token)
+            self._proxy = outer_proxy
 
     def _execute_text(self, statement: statements.Statement, text: str, params: Params
                       ) -> Result:
@@ -220,7 +229,8 @@ class Session:
         return StagePlanner(tree, calls, self.registry, prefix, self.settings.optimizer)
 
     def _run_with_models(self, tree: exp.Expression, kind: str) -> Result:
-        run = StatementRun(self.con, self._planner(tree), self.settings, self.progress)
+        run = StatementRun(self.con, self._planner(tree), self.settings, self.progress,
+                           self._proxy)
         try:
             run.run_all()
             result = self._run_duckdb(run.planner.final_sql, None, kind)

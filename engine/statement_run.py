@@ -11,9 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
-from quarrydb.engine import limit_rule, predicate_order, values
+from quarrydb.engine import limit_rule, predicate_order, proxy_rule, values
+from quarrydb.engine.binder import ModelCall
 from quarrydb.engine.errors import from_duckdb
 from quarrydb.engine.executor import Progress, Settings, StageRun, StageStats
 from quarrydb.engine.planner import VALUE, Candidate, Stage, StagePlanner
@@ -23,8 +25,10 @@ class StatementRun:
     """The stages of one statement: planned, run (or, for EXPLAIN, only bound), registered."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, planner: StagePlanner,
-                 settings: Settings, progress: Progress | None) -> None:
+                 settings: Settings, progress: Progress | None,
+                 proxy: proxy_rule.ProxyOptions | None = None) -> None:
         self.con = con
+        self.proxy = proxy
         self.planner = planner
         self.settings = settings
         self.progress = progress
@@ -75,7 +79,11 @@ class StatementRun:
             candidate.identity, (None, None, None))
         if inputs is None:
             inputs = work.inputs()
-        if limit is None:
+        label = proxy_rule.wanted_label(candidate) if self.proxy is not None else None
+        proxy_figures: dict[str, Any] = {}
+        if label is not None and limit is None and inputs.num_columns == 1:
+            table, proxy_figures = self._run_with_proxy(work, stage, inputs, label)
+        elif limit is None:
             table = work.run(inputs)
         else:
             table = self._run_until(work, stage, inputs, limit)
@@ -86,6 +94,9 @@ class StatementRun:
             stats.cache_hits -= sample_stats.model_inputs
             stats.seconds_model += sample_stats.seconds_model
         figures = stats.as_dict()
+        if proxy_figures:
+            figures["proxy"] = proxy_figures
+            self.stats["model_inputs"] += proxy_figures["embedding_model_inputs"]
         if candidate.is_predicate:
             figures["estimated_selectivity"] = estimate
             figures["actual_selectivity"] = self._selectivity(candidate, stage.table)
@@ -112,6 +123,55 @@ class StatementRun:
                 work.stats.stopped_early = True
                 return table
             chunk *= 2
+
+    def _run_with_proxy(self, work: StageRun, stage: Stage, inputs: pa.Table, label: str
+                        ) -> tuple[pa.Table, dict[str, Any]]:
+        """proxy_rule: embeddings + a classifier decide the clear cases, the model the rest."""
+        call = stage.call
+        registry = self.planner.registry
+        embedders = {kind: registry.bind("embed", None, kind) for kind in call.bindings}
+        embed_call = ModelCall(call.node, next(iter(embedders.values())), [0], ["input"], {},
+                               call.modality, embedders)
+        embed_work = StageRun(Stage(stage.number, f"{stage.table}_proxy", embed_call,
+                                    stage.input_sql), self.con, self.settings, None)
+        vectors_column = embed_work.run(inputs).column(VALUE).to_pylist()
+        count = inputs.num_rows
+        usable = np.array([v is not None for v in vectors_column])
+        dim = next((len(v) for v in vectors_column if v is not None), 1)
+        vectors = np.array([v if v is not None else [0.0] * dim for v in vectors_column],
+                           dtype=np.float32)
+        rng = np.random.default_rng(0)
+        size = min(count, max(proxy_rule.MIN_SAMPLE, int(proxy_rule.SAMPLE_SHARE * count)))
+        sample = np.sort(rng.choice(count, size=size, replace=False))
+        labels: dict[int, Any] = {}
+        sampled = work.run(inputs.take(sample)).column(VALUE).to_pylist()
+        labels.update(zip(sample.tolist(), sampled))
+        positive = np.array([value == label for value in sampled])
+        fitted = proxy_rule.fit_and_score(vectors[sample], positive, vectors)
+        rest = np.setdiff1d(np.arange(count), sample)
+        accepted = rejected = np.array([], dtype=np.int64)
+        low = high = None
+        if fitted is None:
+            uncertain = rest
+        else:
+            held_out, scores = fitted
+            low, high = proxy_rule.thresholds(held_out, positive, self.proxy.recall)
+            sure = usable[rest]
+            accepted = rest[sure & (scores[rest] >= high)]
+            rejected = rest[sure & (scores[rest] < low)]
+            uncertain = np.setdiff1d(rest, np.concatenate([accepted, rejected]))
+        if len(uncertain):
+            decided = work.run(inputs.take(uncertain)).column(VALUE).to_pylist()
+            labels.update(zip(uncertain.tolist(), decided))
+        labels.update((int(i), label) for i in accepted)
+        outputs = [labels.get(i) for i in range(count)]  # rejected: NULL, the predicate fails
+        table = inputs.append_column(VALUE, pa.array(outputs, type=pa.string()))
+        figures = proxy_rule.summary(
+            recall_target=self.proxy.recall, sample=int(size), accepted=int(len(accepted)),
+            rejected=int(len(rejected)), sent_to_model=int(size + len(uncertain)),
+            reject_below=low, accept_from=high,
+            embedding_model_inputs=embed_work.stats.model_inputs)
+        return table, figures
 
     def _cheapest(self, candidates: list[Candidate]) -> Candidate:
         """Try each predicate on a sample; the best cost / (1 - selectivity) goes first."""

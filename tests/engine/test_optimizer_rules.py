@@ -135,3 +135,28 @@ def test_progress_callback_sees_every_stage(con, quotes):
     cur.execute(f"SELECT classify(body, [{LABELS}]) FROM quotes")
     assert seen[-1] == ("stage 1: classify()", 200, 200)
     assert [d for _, d, _ in seen] == sorted(d for _, d, _ in seen)
+
+
+def test_embedding_proxy_decides_clear_cases_within_its_recall(con, quotes):
+    cur = con.cursor()
+    cur.execute("SELECT count(embed(body)) FROM quotes")  # cached embeddings, as from an index
+    sql = f"SELECT id FROM quotes WHERE classify(body, [{LABELS}]) = 'food'"
+    cur.execute(sql + " WITH (proxy = 'embedding', recall = 0.9)")
+    with_proxy = {r[0] for r in cur.fetchall()}
+    proxy = cur.stats["stages"][0]["proxy"]
+    assert proxy["embedding_model_inputs"] == 0  # the embeddings came from the cache
+    assert proxy["sent_to_model"] < 200 and proxy["accepted"] + proxy["rejected"] > 0
+    assert cur.stats["stages"][0]["model_inputs"] == proxy["sent_to_model"]
+    full = con.cursor()
+    full.execute(sql)
+    truth = {r[0] for r in full.fetchall()}
+    recall = len(with_proxy & truth) / len(truth)
+    precision = len(with_proxy & truth) / max(len(with_proxy), 1)
+    assert recall >= 0.8 and precision >= 0.9, (recall, precision, proxy)
+
+
+def test_proxy_clause_errors(cur):
+    import quarrydb
+
+    with pytest.raises(quarrydb.ProgrammingError, match="unknown proxy"):
+        cur.execute("SELECT 1 WHERE classify('x', ['a', 'b']) = 'a' WITH (proxy = 'magic')")
