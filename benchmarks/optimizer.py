@@ -93,6 +93,30 @@ def main() -> None:
               f"  {'same' if same else 'DIFFERENT'}")
     (c_on, t_on), (c_off, t_off) = totals["on"], totals["off"]
     print(f"{'total':38} {c_on:9d} {c_off:9d} {c_off / c_on:6.1f}x {t_on:7.2f} {t_off:7.2f}")
+    proxy(data)
+
+
+def proxy(data: list[tuple[int, str, str]]) -> None:
+    """The embedding proxy against the full classifier, embeddings already cached."""
+    print("\nproxy: WHERE classify(body, topics) = t WITH (proxy = 'embedding', recall = 0.9)")
+    for topic in ("food", "love", "computers"):
+        con = quarrydb.connect()
+        cur = con.cursor()
+        cur.execute("CREATE TABLE quotes (id INTEGER, body VARCHAR, topic VARCHAR)")
+        cur.executemany("INSERT INTO quotes VALUES (?, ?, ?)", data)
+        cur.execute("SELECT count(embed(body)) FROM quotes")
+        sql = f"SELECT id FROM quotes WHERE classify(body, [{LABELS}]) = '{topic}'"
+        cur.execute(sql + " WITH (proxy = 'embedding', recall = 0.9)")
+        found = {r[0] for r in cur.fetchall()}
+        figures = cur.stats["stages"][0]["proxy"]
+        cur.execute(sql)
+        truth = {r[0] for r in cur.fetchall()}
+        recall = len(found & truth) / max(len(truth), 1)
+        precision = len(found & truth) / max(len(found), 1)
+        print(f"  = '{topic}':{'':10} classifier calls {figures['sent_to_model']:4d} of"
+              f" {len(data)} (accepted {figures['accepted']}, rejected {figures['rejected']}),"
+              f" recall {recall:.3f}, precision {precision:.3f} against the full classifier")
+        con.close()
 
 
 if __name__ == "__main__":
