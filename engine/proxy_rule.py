@@ -14,6 +14,7 @@ and the optimizer benchmark.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,8 @@ _CLAUSE = re.compile(
 )
 MIN_SAMPLE = 64
 SAMPLE_SHARE = 0.15
+MIN_POSITIVES = 20  # the sample grows (doubling) until it holds this many positives ...
+MAX_SAMPLE_SHARE = 0.5  # ... or this share of the inputs
 
 
 @dataclass
@@ -65,10 +68,14 @@ def wanted_label(candidate: Candidate) -> str | None:
 
 
 def thresholds(scores: np.ndarray, positive: np.ndarray, recall: float) -> tuple[float, float]:
-    """(reject below, accept from): keep `recall` of the positives; accept no negative."""
+    """(reject below, accept from): keep `recall` of the positives; accept no negative.
+
+    The rejection quantile is taken at half the allowed loss: a sample's positives are few,
+    and its quantile errs both ways; the target is a floor, not an average."""
     if not positive.any():
         return 0.0, np.inf
-    low = float(np.quantile(scores[positive], 1.0 - recall)) if recall < 1.0 else -np.inf
+    loss = (1.0 - recall) / 2
+    low = float(np.quantile(scores[positive], loss)) if recall < 1.0 else -np.inf
     negatives = scores[~positive]
     high = float(negatives.max()) + 1e-9 if len(negatives) else float(scores.min())
     return min(low, high), high
@@ -91,5 +98,41 @@ def fit_and_score(sample_vectors: np.ndarray, sample_positive: np.ndarray,
     return held_out, model.predict_proba(vectors)[:, 1]
 
 
-def summary(**figures: Any) -> dict[str, Any]:
-    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items()}
+def decide(classify: Callable[[np.ndarray], list[Any]], vectors: np.ndarray, usable: np.ndarray,
+           label: str, recall: float) -> tuple[list[Any], dict[str, Any]]:
+    """Each value's label: the classifier's (sample and uncertain values), `label` (accepted)
+    or None (rejected: the predicate fails), and the figures of how it was decided."""
+    count = len(vectors)
+    order = np.random.default_rng(0).permutation(count)
+    size = min(count, max(MIN_SAMPLE, int(SAMPLE_SHARE * count)))
+    labels: dict[int, Any] = {}
+    while True:  # label a sample; widen it until it holds enough positives to learn from
+        fresh = np.sort(order[len(labels):size])
+        labels.update(zip(fresh.tolist(), classify(fresh)))
+        positives = sum(value == label for value in labels.values())
+        if positives >= MIN_POSITIVES or size >= count * MAX_SAMPLE_SHARE:
+            break
+        size = min(count, size * 2)
+    sample = np.array(sorted(labels), dtype=np.int64)
+    positive = np.array([labels[i] == label for i in sample.tolist()])
+    fitted = fit_and_score(vectors[sample], positive, vectors)
+    rest = np.setdiff1d(np.arange(count), sample)
+    accepted = rejected = np.array([], dtype=np.int64)
+    low = high = None
+    if fitted is None:
+        uncertain = rest
+    else:
+        held_out, scores = fitted
+        low, high = thresholds(held_out, positive, recall)
+        sure = usable[rest]
+        accepted = rest[sure & (scores[rest] >= high)]
+        rejected = rest[sure & (scores[rest] < low)]
+        uncertain = np.setdiff1d(rest, np.concatenate([accepted, rejected]))
+    if len(uncertain):
+        labels.update(zip(uncertain.tolist(), classify(uncertain)))
+    labels.update((int(i), label) for i in accepted)
+    figures = {"recall_target": recall, "sample": int(size), "accepted": int(len(accepted)),
+               "rejected": int(len(rejected)), "sent_to_model": int(size + len(uncertain)),
+               "reject_below": low, "accept_from": high}
+    rounded = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items()}
+    return [labels.get(i) for i in range(count)], rounded

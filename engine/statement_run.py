@@ -135,42 +135,17 @@ class StatementRun:
         embed_work = StageRun(Stage(stage.number, f"{stage.table}_proxy", embed_call,
                                     stage.input_sql), self.con, self.settings, None)
         vectors_column = embed_work.run(inputs).column(VALUE).to_pylist()
-        count = inputs.num_rows
         usable = np.array([v is not None for v in vectors_column])
         dim = next((len(v) for v in vectors_column if v is not None), 1)
         vectors = np.array([v if v is not None else [0.0] * dim for v in vectors_column],
                            dtype=np.float32)
-        rng = np.random.default_rng(0)
-        size = min(count, max(proxy_rule.MIN_SAMPLE, int(proxy_rule.SAMPLE_SHARE * count)))
-        sample = np.sort(rng.choice(count, size=size, replace=False))
-        labels: dict[int, Any] = {}
-        sampled = work.run(inputs.take(sample)).column(VALUE).to_pylist()
-        labels.update(zip(sample.tolist(), sampled))
-        positive = np.array([value == label for value in sampled])
-        fitted = proxy_rule.fit_and_score(vectors[sample], positive, vectors)
-        rest = np.setdiff1d(np.arange(count), sample)
-        accepted = rejected = np.array([], dtype=np.int64)
-        low = high = None
-        if fitted is None:
-            uncertain = rest
-        else:
-            held_out, scores = fitted
-            low, high = proxy_rule.thresholds(held_out, positive, self.proxy.recall)
-            sure = usable[rest]
-            accepted = rest[sure & (scores[rest] >= high)]
-            rejected = rest[sure & (scores[rest] < low)]
-            uncertain = np.setdiff1d(rest, np.concatenate([accepted, rejected]))
-        if len(uncertain):
-            decided = work.run(inputs.take(uncertain)).column(VALUE).to_pylist()
-            labels.update(zip(uncertain.tolist(), decided))
-        labels.update((int(i), label) for i in accepted)
-        outputs = [labels.get(i) for i in range(count)]  # rejected: NULL, the predicate fails
+
+        def classify(rows: np.ndarray) -> list[Any]:
+            return work.run(inputs.take(rows)).column(VALUE).to_pylist()
+
+        outputs, figures = proxy_rule.decide(classify, vectors, usable, label, self.proxy.recall)
+        figures["embedding_model_inputs"] = embed_work.stats.model_inputs
         table = inputs.append_column(VALUE, pa.array(outputs, type=pa.string()))
-        figures = proxy_rule.summary(
-            recall_target=self.proxy.recall, sample=int(size), accepted=int(len(accepted)),
-            rejected=int(len(rejected)), sent_to_model=int(size + len(uncertain)),
-            reject_below=low, accept_from=high,
-            embedding_model_inputs=embed_work.stats.model_inputs)
         return table, figures
 
     def _cheapest(self, candidates: list[Candidate]) -> Candidate:
