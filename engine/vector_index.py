@@ -60,6 +60,10 @@ class VectorIndex:
     tombstones: set[int] = field(default_factory=set)
     # index id -> DuckDB row id (-1: none), so a search's ids become rows without a query
     rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    # Vectors added since the snapshot, searched exactly beside the main index: appending to a
+    # FAISS flat store copies all of it (seconds at 1M rows); they join it when it is saved.
+    fresh_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    fresh_vectors: np.ndarray | None = None
 
     def set_rows(self, vids: np.ndarray, row_ids: np.ndarray) -> None:
         if len(vids) and int(vids.max()) >= len(self.rows):
@@ -98,11 +102,22 @@ class VectorIndex:
 
     @property
     def size(self) -> int:
-        return int(self.index.ntotal) - len(self.tombstones)
+        return int(self.index.ntotal) + len(self.fresh_ids) - len(self.tombstones)
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
-        if len(ids):
-            self.index.add_with_ids(_prepared(vectors, self.options.metric), ids.astype(np.int64))
+        if not len(ids):
+            return
+        vectors = _prepared(vectors, self.options.metric)
+        self.fresh_ids = np.concatenate([self.fresh_ids, ids.astype(np.int64)])
+        self.fresh_vectors = vectors if self.fresh_vectors is None else np.concatenate(
+            [self.fresh_vectors, vectors])
+
+    def merge_fresh(self) -> None:
+        """Move the fresh vectors into the main index (once, when the snapshot is written)."""
+        if len(self.fresh_ids) and self.fresh_vectors is not None:
+            self.index.add_with_ids(self.fresh_vectors, self.fresh_ids)
+        self.fresh_ids = np.zeros(0, dtype=np.int64)
+        self.fresh_vectors = None
 
     def apply_delta(self, data: bytes) -> None:
         """Replay one saved change (see delta_bytes) on a loaded snapshot."""
@@ -113,11 +128,20 @@ class VectorIndex:
     def remove(self, ids: np.ndarray) -> None:
         if not len(ids):
             return
+        ids = ids.astype(np.int64)
         self.set_rows(ids, np.full(len(ids), -1, dtype=np.int64))
+        if len(self.fresh_ids):
+            keep = ~np.isin(self.fresh_ids, ids)
+            ids = ids[~np.isin(ids, self.fresh_ids)]
+            self.fresh_ids = self.fresh_ids[keep]
+            self.fresh_vectors = self.fresh_vectors[keep] if self.fresh_vectors is not None \
+                else None
+        if not len(ids):
+            return
         if self.options.kind == "hnsw":  # a graph cannot drop nodes: hide them until a rebuild
             self.tombstones.update(int(i) for i in ids)
         else:
-            self.index.remove_ids(ids.astype(np.int64))
+            self.index.remove_ids(ids)
 
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -133,10 +157,23 @@ class VectorIndex:
             selector = hidden if selector is None else faiss.IDSelectorAnd(selector, hidden)
         if selector is not None:
             params.sel = selector
-        k = max(1, min(k, int(self.index.ntotal)))
-        scores, ids = self.index.search(query, k, params=params)
-        keep = ids[0] >= 0
-        return scores[0][keep], ids[0][keep]
+        scores, ids = np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
+        if self.index.ntotal:
+            found, labels = self.index.search(query, max(1, min(k, int(self.index.ntotal))),
+                                              params=params)
+            keep = labels[0] >= 0
+            scores, ids = found[0][keep], labels[0][keep]
+        if len(self.fresh_ids) and self.fresh_vectors is not None:
+            mask = np.ones(len(self.fresh_ids), dtype=bool) if allowed is None else np.isin(
+                self.fresh_ids, allowed)
+            if self.options.metric == "l2":
+                exact = ((self.fresh_vectors[mask] - query) ** 2).sum(axis=1)
+            else:
+                exact = self.fresh_vectors[mask] @ query[0]
+            scores = np.concatenate([scores, exact.astype(np.float32)])
+            ids = np.concatenate([ids, self.fresh_ids[mask]])
+        best = np.argsort(scores if self.options.metric == "l2" else -scores, kind="stable")[:k]
+        return scores[best], ids[best]
 
     def _params(self) -> faiss.SearchParameters:
         if self.options.kind == "hnsw":
@@ -152,6 +189,7 @@ class VectorIndex:
     # --- persistence ---------------------------------------------------------------------------
 
     def to_bytes(self) -> bytes:
+        self.merge_fresh()
         return faiss.serialize_index(self.index).tobytes()
 
     def save(self, path: Path) -> str:
