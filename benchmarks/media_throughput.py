@@ -91,14 +91,18 @@ def make_images(sources: list[str], folder: Path, count: int) -> list[str]:
             out.save(buffer, "PNG")
         else:
             out.save(buffer, "JPEG", quality=90)
-        data = buffer.getvalue()
-        if _digest(data) in seen:  # cannot happen with these variations; checked all the same
-            raise RuntimeError(f"image {i} duplicates an earlier one")
-        seen.add(_digest(data))
-        path = folder / f"img_{i:05d}.{suffix}"
-        path.write_bytes(data)
-        paths.append(str(path))
+        paths.append(_write_distinct(buffer.getvalue(), folder / f"img_{i:05d}.{suffix}", seen))
     return paths
+
+
+def _write_distinct(data: bytes, path: Path, seen: set[str]) -> str:
+    """Write one benchmark file; its content must differ from every earlier one, or the cache
+    would serve it and the engine would be timed on less work than the loop."""
+    if _digest(data) in seen:
+        raise RuntimeError(f"{path.name} duplicates an earlier file")
+    seen.add(_digest(data))
+    path.write_bytes(data)
+    return str(path)
 
 
 def make_clips(sources: list[str], folder: Path, count: int) -> list[str]:
@@ -124,13 +128,7 @@ def make_clips(sources: list[str], folder: Path, count: int) -> list[str]:
         wave = np.clip(np.concatenate([silence, mono * gain]), -1.0, 1.0)
         buffer = io.BytesIO()
         sf.write(buffer, wave, rate, subtype="PCM_16", format="WAV")
-        data = buffer.getvalue()
-        if _digest(data) in seen:
-            raise RuntimeError(f"clip {i} duplicates an earlier one")
-        seen.add(_digest(data))
-        path = folder / f"clip_{i:04d}.wav"
-        path.write_bytes(data)
-        paths.append(str(path))
+        paths.append(_write_distinct(buffer.getvalue(), folder / f"clip_{i:04d}.wav", seen))
     return paths
 
 

@@ -328,18 +328,6 @@ class StageRun:
         )
 
 
-def run_stage(
-    stage: Stage,
-    con: duckdb.DuckDBPyConnection,
-    settings: Settings,
-    progress: Progress | None = None,
-) -> tuple[pa.Table, StageStats, list[str]]:
-    """Compute the stage's table: one row per distinct key tuple, with its output value."""
-    work = StageRun(stage, con, settings, progress)
-    table = work.run()
-    return table, work.stats, work.warnings
-
-
 def _read(value: Any) -> bytes | MediaError:
     try:
         return read_bytes(value)
@@ -382,4 +370,4 @@ def _free_device_memory() -> None:
         torch.cuda.empty_cache()
 
 
-__all__: Sequence[str] = ["Settings", "StageStats", "run_stage"]
+__all__: Sequence[str] = ["Settings", "StageRun", "StageStats"]

@@ -9,7 +9,7 @@ query shape DuckDB supports keeps working around it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlglot import exp
 
@@ -31,11 +31,6 @@ class Stage:
     call: ModelCall  # a representative: all occurrences share function, model, options
     input_sql: str
     occurrences: int = 1
-    depends_on: list[int] = field(default_factory=list)
-
-    @property
-    def key_names(self) -> list[str]:
-        return [KEY.format(i) for i in range(len(self.call.key_positions))]
 
 
 @dataclass
@@ -104,9 +99,7 @@ class StagePlanner:
         """Make the candidate a stage and replace its calls by lookups into the stage's table."""
         group = self.pending.pop(candidate.identity)
         table = f"{self.prefix}{len(self.stages) + 1}"
-        input_sql = candidate.input_sql
-        depends = [s.number for s in self.stages if s.table in input_sql]
-        stage = Stage(len(self.stages) + 1, table, group[0], input_sql, len(group), depends)
+        stage = Stage(len(self.stages) + 1, table, group[0], candidate.input_sql, len(group))
         for call in group:
             call.node.replace(_lookup(table, call.keys))
         self.stages.append(stage)

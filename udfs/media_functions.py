@@ -19,7 +19,13 @@ import numpy as np
 from quarrydb.udfs import text
 from quarrydb.udfs.loaded_models import get_model
 from quarrydb.udfs.media_errors import Failed, MediaError
-from quarrydb.udfs.registry import Binding, FunctionSpec, Implementation, ModelSpec
+from quarrydb.udfs.registry import (
+    Binding,
+    FunctionSpec,
+    Implementation,
+    ModelSpec,
+    output_type_for,
+)
 
 BRIDGE = "imagenet-minilm-bridge"
 WHISPER = "whisper-tiny.en"
@@ -120,9 +126,7 @@ def resolve_clip(function: FunctionSpec, name: str, modality: str) -> Binding | 
         description=f"CLIP {architecture} through open_clip",
         how_to_get="pass a local checkpoint: clip:<architecture>@/path/to/weights.pt",
     )
-    output = f"FLOAT[{dim}]" if (function.name == "embed" and dim) else (
-        "FLOAT[]" if function.name == "embed" else "VARCHAR"
-    )
+    output = output_type_for(function.name, dim)
     prepare = prepare_image if modality == "image" else None
     return Binding(function, spec, Implementation(kernel, output, prepare))
 

@@ -94,6 +94,14 @@ class Binding:
         return self.implementation.output_type
 
 
+def output_type_for(function: str, dim: int | None) -> str:
+    """What a model found by path or name returns: FLOAT[dim] for embed (FLOAT[] when the size
+    is not known before loading), VARCHAR for the other functions."""
+    if function != "embed":
+        return "VARCHAR"
+    return f"FLOAT[{dim}]" if dim else "FLOAT[]"
+
+
 class UnknownModelError(LookupError):
     """Raised when a function is asked for a model it does not have."""
 

@@ -12,7 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from quarrydb.udfs.registry import Binding, FunctionSpec, Implementation, ModelSpec
+from quarrydb.udfs.registry import (
+    Binding,
+    FunctionSpec,
+    Implementation,
+    ModelSpec,
+    output_type_for,
+)
 
 MINILM = "minilm"
 MINILM_DIM = 384
@@ -168,7 +174,5 @@ def resolve_text_model(function: FunctionSpec, name: str, modality: str) -> Bind
             load=lambda device: load_sentence_transformer(str(path), device),
             is_available=path.is_dir,
         )
-    output = f"FLOAT[{dim}]" if (function.name == "embed" and dim) else (
-        "FLOAT[]" if function.name == "embed" else "VARCHAR"
-    )
+    output = output_type_for(function.name, dim)
     return Binding(function, spec, Implementation(kernel, output))
