@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import sqlglot
 from sqlglot import exp
 
 from quarrydb.engine.sqltree import (
@@ -34,6 +33,7 @@ from quarrydb.engine.sqltree import (
 from quarrydb.engine.vector_catalog import IndexInfo, VectorCatalog
 
 EXACT_MAX_ROWS = 2000
+ROW_IDS = exp.DataType.build("BIGINT[]", dialect=DIALECT)
 FILTERED_MAX_SELECTIVITY = 0.3
 
 
@@ -143,9 +143,9 @@ def answer(query: IndexQuery, tree: exp.Select, catalog: VectorCatalog,
     restricted = tree  # the session's own parse: restricted in place, no copy of a long literal
     # A semi-join, not `rowid IN (1, 2, ...)`: DuckDB pushes it into the scan as a join filter,
     # so only the candidates' vectors are read (measured: 5 ms against 90 ms on 1M rows).
-    listed = ", ".join(str(r) for r in rows)
-    condition = sqlglot.parse_one(f"rowid IN (SELECT unnest([{listed}]::BIGINT[]))",
-                                  dialect=DIALECT)
+    listed = exp.Array(expressions=[exp.Literal.number(r) for r in rows])
+    condition = exp.column("rowid").isin(query=exp.select(exp.Unnest(
+        expressions=[exp.cast(listed, ROW_IDS.copy())])))
     existing = restricted.args.get("where")
     restricted.where(condition if existing is None else exp.and_(*conjuncts(existing.this),
                                                                  condition), append=False,

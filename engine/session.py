@@ -26,7 +26,14 @@ from quarrydb.engine.database import Database
 from quarrydb.engine.errors import Error, ProgrammingError, from_duckdb
 from quarrydb.engine.executor import Progress, Settings
 from quarrydb.engine.planner import StagePlanner
-from quarrydb.engine.sqltree import DIALECT, put_vectors_back, set_vectors_aside, to_sql
+from quarrydb.engine.sqltree import (
+    DIALECT,
+    put_vectors_back,
+    set_aside_literal,
+    set_vectors_aside,
+    to_sql,
+    with_vectors,
+)
 from quarrydb.engine.statement_run import StatementRun
 from quarrydb.engine.vector_catalog import VectorCatalog
 from quarrydb.udfs import Registry, default_registry
@@ -69,13 +76,19 @@ class Session:
     def execute(self, sql: str, params: Params = None) -> Result:
         if not isinstance(sql, str) or not sql.strip():
             raise ProgrammingError("the statement is empty")
-        found = statements.split(sql)
-        if params and len(found) > 1:
-            raise ProgrammingError("parameters can be used with one statement at a time")
-        result = Result(None)
-        for statement in found:
-            result = self._execute_one(statement, params)
-        return result
+        # Long vector literals are set aside first: every later step (splitting, parsing,
+        # matching) then reads a short text; DuckDB gets them back (see sqltree.to_sql).
+        shortened, token = set_vectors_aside(sql)
+        try:
+            found = statements.split(shortened)
+            if params and len(found) > 1:
+                raise ProgrammingError("parameters can be used with one statement at a time")
+            result = Result(None)
+            for statement in found:
+                result = self._execute_one(statement, params)
+            return result
+        finally:
+            put_vectors_back(token)
 
     # --- one statement -------------------------------------------------------------------------
 
@@ -87,15 +100,13 @@ class Session:
             raise ProgrammingError(str(exc)) from None
         if self._proxy is not None:
             statement = statements.Statement(stripped, statement.kind)
-        text, token = set_vectors_aside(statement.text)
         try:
-            return self._execute_text(statement, text, params)
+            return self._execute_text(statement, params)
         finally:
-            put_vectors_back(token)
             self._proxy = outer_proxy
 
-    def _execute_text(self, statement: statements.Statement, text: str, params: Params
-                      ) -> Result:
+    def _execute_text(self, statement: statements.Statement, params: Params) -> Result:
+        text = statement.text  # long vector literals set aside
         assignment = statements.setting(text)
         if assignment and self._apply_setting(*assignment):
             return Result(None)
@@ -115,7 +126,7 @@ class Session:
         try:
             if tree is None:  # DuckDB runs exactly what the user wrote
                 noted = self._note_write(statement, params)
-                result = self._run_duckdb(statement.text, params, statement.kind)
+                result = self._run_duckdb(with_vectors(statement.text), params, statement.kind)
                 if noted is not None:
                     self.vectors.after_write(noted)
                 return result
@@ -194,7 +205,7 @@ class Session:
         query = index_scan.match(tree, self.vectors, self.registry.function_names)
         if query is None:
             return tree, None
-        vector = _literal_vector(to_sql(query.probe))
+        vector = _literal_vector(query.probe)
         if vector is None:  # an expression, e.g. embed('a query'): the engine computes it
             probe = self.execute(f"SELECT {to_sql(query.probe)}").table
             assert probe is not None
@@ -346,12 +357,21 @@ def _describe_stage(stage: Any, settings: Settings) -> str:
     return "\n".join(lines)
 
 
-_VECTOR_TEXT = re.compile(r"^\s*\[([^\[\]]*)\]\s*(?:::\s*FLOAT\s*\[\d*\]\s*)*$", re.I)
+_VECTOR_TEXT = re.compile(r"^\s*\[([^\[\]]*)\]\s*$")
+_FLOAT_ARRAY = re.compile(r"^(REAL|FLOAT|DOUBLE)\[\d*\]$", re.IGNORECASE)
 
 
-def _literal_vector(sql: str) -> np.ndarray | None:
+def _literal_vector(probe: exp.Expression) -> np.ndarray | None:
     """A vector written out in the SQL ([0.1, 0.2]::FLOAT[2]) read without a trip to DuckDB."""
-    match = _VECTOR_TEXT.match(sql)
+    node = probe
+    while isinstance(node, exp.Cast):
+        if not _FLOAT_ARRAY.match(node.to.sql(dialect=DIALECT)):
+            return None  # e.g. cast to INTEGER[]: DuckDB's value, not the digits written
+        node = node.this
+    text = set_aside_literal(node)
+    if text is None:
+        text = node.sql(dialect=DIALECT) if isinstance(node, exp.Array) else ""
+    match = _VECTOR_TEXT.match(text)
     if not match:
         return None
     try:

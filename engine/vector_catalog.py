@@ -140,8 +140,8 @@ class VectorCatalog:
         return self.database.index_infos
 
     def info(self, name: str) -> IndexInfo | None:
-        rows = self.con.execute(f"SELECT * FROM {INDEXES} WHERE name = ?", [name]).fetchall()
-        return _info(rows[0]) if rows else None
+        """The index's description, from the cache `all` keeps (no query on the search path)."""
+        return next((i for i in self.all() if i.name == name), None)
 
     def vids_for_rows(self, name: str, row_ids_sql: str) -> np.ndarray:
         sql = (f"SELECT m.vid FROM {ROWS} m WHERE m.index_name = ? AND m.row_id IN"
@@ -273,6 +273,7 @@ class VectorCatalog:
 
     def _rebuild(self, info: IndexInfo) -> VectorIndex:
         """Build from every row of the table; vectors of rows seen before come from the cache."""
+        self.database.index_infos = None  # `info` changes below
         every = self.con.sql(
             f"SELECT rowid AS row_id, hash({info.key_expression}) AS key_hash FROM {info.table}"
             f" WHERE ({info.key_expression}) IS NOT NULL").to_arrow_table()
@@ -331,6 +332,7 @@ class VectorCatalog:
 
         A change is saved as a small delta file beside the snapshot; the snapshot itself is
         rewritten on a rebuild, or once the deltas have grown (MAX_DELTAS, MAX_DELTA_SHARE)."""
+        self.database.index_infos = None  # `info` was changed: reread once this is committed
         folder = self._folder(info.name)
         obsolete: list[str] = []
         if folder is not None:

@@ -161,3 +161,26 @@ def test_index_errors_are_clear(cur):
     cur.execute("DROP INDEX x")
     cur.execute("SHOW INDEXES")
     assert cur.fetchall() == []
+
+
+def test_every_form_of_a_vector_literal_is_answered_through_the_index(cur):
+    """A probe written [..], [..]::FLOAT[n], CAST(.. AS DOUBLE[n]) over a FLOAT[n] column: same
+    rows as brute force, and the value DuckDB sees is the one written."""
+    vectors = make_vectors(cur, 3000)
+    cur.execute(f"CREATE TABLE arrays AS SELECT id, v::FLOAT[{DIM}] AS v FROM items")
+    cur.execute("CREATE INDEX array_vec ON arrays USING faiss (v) WITH (kind = 'flat')")
+    probe = np.random.default_rng(5).standard_normal(DIM).astype(np.float32)
+    written = "[" + ", ".join(f"{x:.7f}" for x in probe) + "]"
+    expected = brute_force(vectors, probe, np.ones(3000, dtype=bool), K)
+    for form in (written, f"{written}::FLOAT[{DIM}]", f"CAST({written} AS DOUBLE[{DIM}])",
+                 f"{written}::FLOAT[]"):
+        query = f"SELECT id FROM arrays ORDER BY similarity(v, {form}) DESC LIMIT {K}"
+        cur.execute("EXPLAIN " + query)
+        assert "array_vec" in dict(cur.fetchall())["index scan"], form
+        cur.execute(query)
+        assert [r[0] for r in cur.fetchall()] == expected, form
+    cur.execute(f"SELECT {written}::FLOAT[{DIM}] AS a, {written} AS b")
+    as_float, as_written = cur.fetchone()
+    digits = [float(f"{x:.7f}") for x in probe]
+    assert np.array_equal(np.array(as_float, dtype=np.float32), np.array(digits, np.float32))
+    assert [float(x) for x in as_written] == digits
