@@ -6,6 +6,8 @@ shape around it keeps working. With a WHERE filter, the filter's selectivity (co
 picks the strategy, and the answer always has exactly min(k, matching rows) rows:
 
 - exact:     few rows match: score them all (no index);
+- exact over the matching rows' indexed vectors: up to GATHER_MAX_ROWS (for flat, up to the
+             filtered search's selectivity), scored from the vectors the index keeps;
 - filtered:  a search restricted to the matching rows' ids (a FAISS id selector);
 - widening:  most rows match: search k / selectivity rows, keep the matching ones, widen until
              k are found.
@@ -19,7 +21,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
 from sqlglot import exp
 
 from quarrydb.engine.sqltree import (
@@ -31,10 +32,15 @@ from quarrydb.engine.sqltree import (
     without_qualifiers,
 )
 from quarrydb.engine.vector_catalog import IndexInfo, VectorCatalog
+from quarrydb.engine.vector_index import VectorIndex
 
 EXACT_MAX_ROWS = 2000
 ROW_IDS = exp.DataType.build("BIGINT[]", dialect=DIALECT)
 FILTERED_MAX_SELECTIVITY = 0.3
+# Up to this many matching rows (and always for flat) the matching rows' vectors are scored
+# exactly, read from the index's own store: cheaper and surer than a graph walk that skips
+# most nodes it meets (HNSW with a 1% filter often comes back short).
+GATHER_MAX_ROWS = 20_000
 
 
 @dataclass
@@ -111,28 +117,33 @@ def answer(query: IndexQuery, tree: exp.Select, catalog: VectorCatalog,
     key = query.info.key_expression
     filters = " AND ".join([f"({key}) IS NOT NULL"] + (
         [f"({to_sql(query.where)})"] if query.where is not None else []))
-    con = catalog.con
     query.total = index.size
+    matching_rows = np.zeros(0, dtype=np.int64)
     if query.where is None:
         query.matching = query.total
-    else:
-        query.matching = con.execute(f"SELECT count(*) FROM {table} WHERE {filters}"
-                                     ).fetchall()[0][0]
+    else:  # one scan gives both the count (for the strategy) and the rows themselves
+        matching_rows = catalog.con.execute(f"SELECT rowid FROM {table} WHERE {filters}"
+                                            ).fetchnumpy()["rowid"].astype(np.int64)
+        query.matching = len(matching_rows)
     wanted = min(query.k, query.matching)
+    exact_candidates = max(2 * query.k, query.k + 16)  # DuckDB re-scores: rounding ties
     if query.where is None and query.matching == query.total:
         query.strategy = "search"
-        rows = _search(catalog, query, probe_vector, query.k, None)
+        rows = _search(index, probe_vector, query.k, None)
     elif query.matching <= max(EXACT_MAX_ROWS, query.k):
         query.strategy = "exact"
         return tree
+    elif (query.matching <= GATHER_MAX_ROWS or query.info.options.kind == "flat") and (
+            query.selectivity <= FILTERED_MAX_SELECTIVITY) and (found := index.exact_among(
+                probe_vector, exact_candidates, index.vids_of_rows(matching_rows))) is not None:
+        query.strategy = "exact over the matching rows' indexed vectors"
+        rows = index.row_ids(found[1])
     elif query.selectivity <= FILTERED_MAX_SELECTIVITY:
         query.strategy = "filtered search"
-        allowed = catalog.vids_for_rows(query.info.name,
-                                        f"SELECT rowid FROM {table} WHERE {filters}")
-        rows = _search(catalog, query, probe_vector, query.k, allowed)
+        rows = _search(index, probe_vector, query.k, index.vids_of_rows(matching_rows))
     else:
         query.strategy = "widening search"
-        rows = _widening(catalog, query, probe_vector, table, filters, wanted)
+        rows = _widening(index, query, probe_vector, matching_rows, wanted)[:exact_candidates]
     # Rows whose vector is NULL sort last in the query as written; when fewer than k vectors
     # match they belong in the answer, which only the exact path gives.
     has_nulls = catalog.null_rows(query.info.name) > 0
@@ -153,27 +164,21 @@ def answer(query: IndexQuery, tree: exp.Select, catalog: VectorCatalog,
     return restricted
 
 
-def _search(catalog: VectorCatalog, query: IndexQuery, probe: np.ndarray, k: int,
-            allowed: np.ndarray | None) -> list[int]:
-    index = catalog.database.loaded_indexes[query.info.name]
+def _search(index: VectorIndex, probe: np.ndarray, k: int, allowed: np.ndarray | None
+            ) -> list[int]:
     _, vids = index.search(probe, k, allowed)
-    return catalog.rows_for_vids(query.info.name, vids)
+    return index.row_ids(vids)
 
 
-def _widening(catalog: VectorCatalog, query: IndexQuery, probe: np.ndarray, table: str,
-              filters: str, wanted: int) -> list[int]:
+def _widening(index: VectorIndex, query: IndexQuery, probe: np.ndarray,
+              matching_rows: np.ndarray, wanted: int) -> list[int]:
     """Search more than k and keep the matching rows, more each time, until k are found."""
     reach = math.ceil(query.k / max(query.selectivity, 1e-6) * 2)
+    matching = np.sort(matching_rows)
     while True:
-        candidates = _search(catalog, query, probe, reach, None)
-        catalog.con.register("__quarry_candidates", pa.table({"r": pa.array(candidates,
-                                                                             pa.int64())}))
-        try:
-            kept = catalog.con.execute(
-                f"SELECT rowid FROM {table} WHERE {filters} AND rowid IN"
-                " (SELECT r FROM __quarry_candidates)").fetchall()
-        finally:
-            catalog.con.unregister("__quarry_candidates")
+        candidates = np.array(_search(index, probe, reach, None), dtype=np.int64)
+        at = np.clip(np.searchsorted(matching, candidates), 0, max(len(matching) - 1, 0))
+        kept = candidates[matching[at] == candidates] if len(matching) else candidates[:0]
         if len(kept) >= wanted or reach >= query.total:
-            return [r[0] for r in kept]
+            return kept.tolist()
         reach *= 4

@@ -143,14 +143,6 @@ class VectorCatalog:
         """The index's description, from the cache `all` keeps (no query on the search path)."""
         return next((i for i in self.all() if i.name == name), None)
 
-    def vids_for_rows(self, name: str, row_ids_sql: str) -> np.ndarray:
-        sql = (f"SELECT m.vid FROM {ROWS} m WHERE m.index_name = ? AND m.row_id IN"
-               f" ({row_ids_sql})")
-        return self.con.execute(sql, [name]).fetchnumpy()["vid"].astype(np.int64)
-
-    def rows_for_vids(self, name: str, vids: np.ndarray) -> list[int]:
-        return self.database.loaded_indexes[name].row_ids(vids)
-
     # --- keeping current -----------------------------------------------------------------------
 
     def current(self, name: str) -> VectorIndex:

@@ -21,7 +21,7 @@ KINDS = ("flat", "ivf", "hnsw")
 METRICS = ("cosine", "ip", "l2")
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 64
+HNSW_EF_SEARCH = 128  # recall@10 0.99 at 1.6 ms on 1M structured vectors (RESULTS.md)
 IVF_MIN_TRAIN_PER_LIST = 39  # FAISS warns below this many training points per list
 
 
@@ -64,6 +64,10 @@ class VectorIndex:
     # FAISS flat store copies all of it (seconds at 1M rows); they join it when it is saved.
     fresh_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     fresh_vectors: np.ndarray | None = None
+    # Lookups derived from the above, rebuilt after a change: row id -> index id (sorted), and
+    # index id -> position in the main index's own vector store.
+    _by_row: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _positions: np.ndarray | None = field(default=None, repr=False)
 
     def set_rows(self, vids: np.ndarray, row_ids: np.ndarray) -> None:
         if len(vids) and int(vids.max()) >= len(self.rows):
@@ -71,10 +75,22 @@ class VectorIndex:
             grown[: len(self.rows)] = self.rows
             self.rows = grown
         self.rows[vids] = row_ids
+        self._by_row = None
 
     def row_ids(self, vids: np.ndarray) -> list[int]:
         found = self.rows[vids[vids < len(self.rows)]]
         return [int(r) for r in found if r >= 0]
+
+    def vids_of_rows(self, row_ids: np.ndarray) -> np.ndarray:
+        """The index ids of these DuckDB rows (rows not in the index are left out)."""
+        if self._by_row is None:
+            vids = np.flatnonzero(self.rows >= 0)
+            order = np.argsort(self.rows[vids], kind="stable")
+            self._by_row = (self.rows[vids][order], vids[order])
+        rows, vids = self._by_row
+        at = np.clip(np.searchsorted(rows, row_ids), 0, max(len(rows) - 1, 0))
+        found = (rows[at] == row_ids) if len(rows) else np.zeros(len(row_ids), dtype=bool)
+        return vids[at[found]].astype(np.int64)
 
     @classmethod
     def build(cls, dim: int, options: IndexOptions, vectors: np.ndarray,
@@ -116,6 +132,7 @@ class VectorIndex:
         """Move the fresh vectors into the main index (once, when the snapshot is written)."""
         if len(self.fresh_ids) and self.fresh_vectors is not None:
             self.index.add_with_ids(self.fresh_vectors, self.fresh_ids)
+            self._positions = None
         self.fresh_ids = np.zeros(0, dtype=np.int64)
         self.fresh_vectors = None
 
@@ -142,6 +159,7 @@ class VectorIndex:
             self.tombstones.update(int(i) for i in ids)
         else:
             self.index.remove_ids(ids)
+            self._positions = None
 
     def search(self, query: np.ndarray, k: int, allowed: np.ndarray | None = None
                ) -> tuple[np.ndarray, np.ndarray]:
@@ -174,6 +192,53 @@ class VectorIndex:
             ids = np.concatenate([ids, self.fresh_ids[mask]])
         best = np.argsort(scores if self.options.metric == "l2" else -scores, kind="stable")[:k]
         return scores[best], ids[best]
+
+    def exact_among(self, query: np.ndarray, k: int, allowed: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """(scores, ids) of the k best of the `allowed` ids, scored exactly from the vectors the
+        index keeps (flat and HNSW keep them whole); None where it does not (IVF)."""
+        store = self._vector_store()
+        if store is None:
+            return None
+        query = _prepared(query.reshape(1, -1), self.options.metric)[0]
+        positions = self._vector_positions()
+        in_main = allowed[allowed < len(positions)]
+        at = positions[in_main]
+        ids, at = in_main[at >= 0], at[at >= 0]
+        order = np.argsort(at)  # read the store front to back
+        ids, vectors = ids[order], store[at[order]]
+        if len(self.fresh_ids) and self.fresh_vectors is not None:
+            mask = np.isin(self.fresh_ids, allowed)
+            vectors = np.concatenate([vectors, self.fresh_vectors[mask]])
+            ids = np.concatenate([ids, self.fresh_ids[mask]])
+        if self.options.metric == "l2":
+            distances = ((vectors - query) ** 2).sum(axis=1)
+            best = _smallest(distances, k)
+            return distances[best], ids[best]
+        scores = vectors @ query
+        best = _smallest(-scores, k)
+        return scores[best], ids[best]
+
+    def _vector_store(self) -> np.ndarray | None:
+        """The main index's vectors, in position order, without a copy (None for IVF)."""
+        inner = faiss.downcast_index(self.index.index)
+        if isinstance(inner, faiss.IndexHNSW):
+            inner = faiss.downcast_index(inner.storage)
+        if not isinstance(inner, faiss.IndexFlat):
+            return None
+        if inner.ntotal == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return faiss.rev_swig_ptr(inner.get_xb(), inner.ntotal * self.dim).reshape(
+            inner.ntotal, self.dim)
+
+    def _vector_positions(self) -> np.ndarray:
+        """index id -> position in the main index (-1: not there)."""
+        if self._positions is None:
+            order = faiss.vector_to_array(self.index.id_map).astype(np.int64)
+            positions = np.full(int(order.max()) + 1 if len(order) else 0, -1, dtype=np.int64)
+            positions[order] = np.arange(len(order), dtype=np.int64)
+            self._positions = positions
+        return self._positions
 
     def _params(self) -> faiss.SearchParameters:
         if self.options.kind == "hnsw":
@@ -212,6 +277,14 @@ class VectorIndex:
         data = path.read_bytes()
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         return cls(dim, options, index, set(tombstones)), checksum(data)
+
+
+def _smallest(values: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k smallest values, smallest first."""
+    if len(values) > k:
+        values_at = np.argpartition(values, k)[:k]
+        return values_at[np.argsort(values[values_at], kind="stable")]
+    return np.argsort(values, kind="stable")
 
 
 def checksum(data: bytes) -> str:
