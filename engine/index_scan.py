@@ -37,9 +37,9 @@ from quarrydb.engine.vector_index import VectorIndex
 EXACT_MAX_ROWS = 2000
 ROW_IDS = exp.DataType.build("BIGINT[]", dialect=DIALECT)
 FILTERED_MAX_SELECTIVITY = 0.3
-# Up to this many matching rows (and always for flat) the matching rows' vectors are scored
-# exactly, read from the index's own store: cheaper and surer than a graph walk that skips
-# most nodes it meets (HNSW with a 1% filter often comes back short).
+# Up to this many matching rows (for flat: any number up to FILTERED_MAX_SELECTIVITY) the
+# matching rows' vectors are scored exactly, read from the index's own store: cheaper and surer
+# than a graph walk that skips most nodes it meets (HNSW with a 1% filter often comes back short).
 GATHER_MAX_ROWS = 20_000
 
 
@@ -133,11 +133,10 @@ def answer(query: IndexQuery, tree: exp.Select, catalog: VectorCatalog,
     elif query.matching <= max(EXACT_MAX_ROWS, query.k):
         query.strategy = "exact"
         return tree
-    elif (query.matching <= GATHER_MAX_ROWS or query.info.options.kind == "flat") and (
-            query.selectivity <= FILTERED_MAX_SELECTIVITY) and (found := index.exact_among(
-                probe_vector, exact_candidates, index.vids_of_rows(matching_rows))) is not None:
+    elif (gathered := _gathered(index, query, probe_vector, matching_rows,
+                                exact_candidates)) is not None:
         query.strategy = "exact over the matching rows' indexed vectors"
-        rows = index.row_ids(found[1])
+        rows = gathered
     elif query.selectivity <= FILTERED_MAX_SELECTIVITY:
         query.strategy = "filtered search"
         rows = _search(index, probe_vector, query.k, index.vids_of_rows(matching_rows))
@@ -168,6 +167,17 @@ def _search(index: VectorIndex, probe: np.ndarray, k: int, allowed: np.ndarray |
             ) -> list[int]:
     _, vids = index.search(probe, k, allowed)
     return index.row_ids(vids)
+
+
+def _gathered(index: VectorIndex, query: IndexQuery, probe: np.ndarray,
+              matching_rows: np.ndarray, k: int) -> list[int] | None:
+    """The best k of the matching rows, scored from the index's own vectors; None when that
+    is not the cheaper way (too many rows) or the index keeps no whole vectors (IVF)."""
+    few = query.matching <= GATHER_MAX_ROWS or query.info.options.kind == "flat"
+    if not few or query.selectivity > FILTERED_MAX_SELECTIVITY:
+        return None
+    found = index.exact_among(probe, k, index.vids_of_rows(matching_rows))
+    return None if found is None else index.row_ids(found[1])
 
 
 def _widening(index: VectorIndex, query: IndexQuery, probe: np.ndarray,

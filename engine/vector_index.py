@@ -190,7 +190,7 @@ class VectorIndex:
                 exact = self.fresh_vectors[mask] @ query[0]
             scores = np.concatenate([scores, exact.astype(np.float32)])
             ids = np.concatenate([ids, self.fresh_ids[mask]])
-        best = np.argsort(scores if self.options.metric == "l2" else -scores, kind="stable")[:k]
+        best = _smallest(scores if self.options.metric == "l2" else -scores, k)
         return scores[best], ids[best]
 
     def exact_among(self, query: np.ndarray, k: int, allowed: np.ndarray

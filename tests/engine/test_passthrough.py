@@ -25,6 +25,10 @@ STATEMENTS = [
     "SELECT 'embed(body)' AS text_not_a_call, strftime(DATE '2026-01-02', '%d/%m/%Y')",
     "SELECT COLUMNS('re.*') FROM sales ORDER BY 1 LIMIT 1",
     "DESCRIBE sales",
+    # long vector literals are set aside before parsing and must come back exactly as written
+    "SELECT [" + ", ".join(f"{i / 7:.9f}" for i in range(20)) + "] AS decimals, '["
+    + ", ".join(str(i) for i in range(20)) + "]' AS text_not_a_vector, ["
+    + ", ".join(str(i) for i in range(20)) + "]::INTEGER[] AS integers",
 ]
 
 
@@ -43,6 +47,18 @@ def test_plain_duckdb_sql_gives_duckdbs_answer(cur, sql):
 def test_several_statements_in_one_text_return_the_last_result(cur):
     cur.execute("CREATE TABLE t (a INTEGER); INSERT INTO t VALUES (1), (2); SELECT sum(a) FROM t")
     assert cur.fetchall() == [(3,)]
+
+
+def test_vector_literals_in_several_statements_are_each_put_back(cur):
+    first = "[" + ", ".join(f"{i / 3:.6f}" for i in range(24)) + "]"
+    second = "[" + ", ".join(f"{-i / 5:.6f}" for i in range(24)) + "]"
+    cur.execute(f"CREATE TABLE v AS SELECT {first}::FLOAT[24] AS a; INSERT INTO v VALUES"
+                f" ({second}); SELECT a FROM v ORDER BY a[2]")
+    got = [tuple(row[0]) for row in cur.fetchall()]  # arrays come back as lists (via Arrow)
+    plain = duckdb.connect()
+    expected = plain.execute(f"SELECT {second}::FLOAT[24] UNION ALL SELECT {first}::FLOAT[24]"
+                             ).fetchall()
+    assert got == [row[0] for row in expected]
 
 
 def test_duckdb_settings_still_work(cur):
