@@ -148,6 +148,10 @@ def run_data(data: str, args: argparse.Namespace, work: Path) -> None:
             search_times.append(time.perf_counter() - started)
         print(f"  FAISS search alone          : {ms(search_times)}")
         if kind == "hnsw":  # recall against latency as the search widens
+            pairs = cur.execute("SELECT rowid, id FROM items").fetch_arrow_table()
+            row_ids = pairs.column("rowid").to_numpy()
+            id_of_row = np.zeros(int(row_ids.max()) + 1, dtype=np.int64)
+            id_of_row[row_ids] = pairs.column("id").to_numpy()
             chosen = index.options.ef_search
             for ef in (int(e) for e in args.ef_sweep.split(",")):
                 index.options.ef_search = ef
@@ -156,7 +160,7 @@ def run_data(data: str, args: argparse.Namespace, work: Path) -> None:
                     started = time.perf_counter()
                     _, vids = index.search(q, K)
                     times.append(time.perf_counter() - started)
-                    found.append(vids.tolist())  # ids are row positions: built in table order
+                    found.append(id_of_row[index.row_ids(vids)].tolist())
                 print(f"  FAISS search ef_search={ef:<4}: {ms(times)},"
                       f" recall@10 {recall(found, truth['unfiltered']):.3f}")
             index.options.ef_search = chosen

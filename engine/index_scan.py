@@ -6,8 +6,8 @@ shape around it keeps working. With a WHERE filter, the filter's selectivity (co
 picks the strategy, and the answer always has exactly min(k, matching rows) rows:
 
 - exact:     few rows match: score them all (no index);
-- exact over the matching rows' indexed vectors: up to GATHER_MAX_ROWS (for flat, up to the
-             filtered search's selectivity), scored from the vectors the index keeps;
+- exact over the matching rows' indexed vectors: up to GATHER_MAX_ROWS (for flat, up to 30% of
+             the rows), scored from the vectors the index keeps;
 - filtered:  a search restricted to the matching rows' ids (a FAISS id selector);
 - widening:  most rows match: search k / selectivity rows, keep the matching ones, widen until
              k are found.
@@ -36,11 +36,14 @@ from quarrydb.engine.vector_index import VectorIndex
 
 EXACT_MAX_ROWS = 2000
 ROW_IDS = exp.DataType.build("BIGINT[]", dialect=DIALECT)
-FILTERED_MAX_SELECTIVITY = 0.3
-# Up to this many matching rows (for flat: any number up to FILTERED_MAX_SELECTIVITY) the
-# matching rows' vectors are scored exactly, read from the index's own store: cheaper and surer
-# than a graph walk that skips most nodes it meets (HNSW with a 1% filter often comes back short).
+# Up to this many matching rows (for flat: up to this share of the table) the matching rows'
+# vectors are scored exactly, read from the index's own store: cheaper and surer than a graph
+# walk that skips most nodes it meets (HNSW with a 1% filter often comes back short).
 GATHER_MAX_ROWS = 20_000
+FLAT_GATHER_MAX_SELECTIVITY = 0.3
+# Above this share a search of k / selectivity rows, filtered after, finds the rows as well as an
+# unfiltered search does (measured on 1M rows at 10%: recall 0.92 filtered, higher widening).
+FILTERED_MAX_SELECTIVITY = 0.05
 
 
 @dataclass
@@ -173,8 +176,10 @@ def _gathered(index: VectorIndex, query: IndexQuery, probe: np.ndarray,
               matching_rows: np.ndarray, k: int) -> list[int] | None:
     """The best k of the matching rows, scored from the index's own vectors; None when that
     is not the cheaper way (too many rows) or the index keeps no whole vectors (IVF)."""
-    few = query.matching <= GATHER_MAX_ROWS or query.info.options.kind == "flat"
-    if not few or query.selectivity > FILTERED_MAX_SELECTIVITY:
+    if query.info.options.kind == "flat":
+        if query.selectivity > FLAT_GATHER_MAX_SELECTIVITY:
+            return None
+    elif query.matching > GATHER_MAX_ROWS:
         return None
     found = index.exact_among(probe, k, index.vids_of_rows(matching_rows))
     return None if found is None else index.row_ids(found[1])

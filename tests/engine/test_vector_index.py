@@ -49,7 +49,7 @@ def few_exact_rows(monkeypatch):
     """Below this many matching rows the index is skipped, below the other they are scored from
     the index's vectors: small here, so every path runs on 20,000 rows."""
     monkeypatch.setattr(index_scan, "EXACT_MAX_ROWS", 5)
-    monkeypatch.setattr(index_scan, "GATHER_MAX_ROWS", 1000)
+    monkeypatch.setattr(index_scan, "GATHER_MAX_ROWS", 100)
 
 
 @pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
@@ -196,9 +196,11 @@ def test_every_form_of_a_vector_literal_is_answered_through_the_index(cur):
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw"])
 def test_scoring_the_matching_rows_from_the_index_sees_inserts_and_deletes(cur, kind,
-                                                                          few_exact_rows):
+                                                                          few_exact_rows,
+                                                                          monkeypatch):
     """The gathered path reads vectors by position in FAISS's store: positions shift when flat
     drops rows, new rows sit beside the store until the next snapshot."""
+    monkeypatch.setattr(index_scan, "GATHER_MAX_ROWS", 1000)
     vectors = make_vectors(cur, 3000)
     cur.execute(f"CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = '{kind}')")
     rng = np.random.default_rng(3)
