@@ -102,6 +102,8 @@ def main() -> None:
     parser.add_argument("--kinds", default="flat,ivf,hnsw")
     parser.add_argument("--hnsw", default=KIND_OPTIONS["hnsw"], help="the HNSW index's WITH")
     parser.add_argument("--ef-sweep", default="16,32,64,128,256")
+    parser.add_argument("--insert-rounds", type=int, default=1,
+                        help="also insert 1%% this many times in a row (amortized cost)")
     parser.add_argument("--vss-python", help="a Python with duckdb + duckdb-extension-vss")
     parser.add_argument("--real", action="store_true",
                         help="also: real MiniLM embeddings of Debian fortunes (one HNSW index)")
@@ -195,6 +197,9 @@ def run_data(data: str, args: argparse.Namespace, work: Path) -> None:
               f" build took {build:.1f} s -> {(incremental + deferred) / build * 100:.1f}% of a"
               " rebuild")
         cur.execute(f"DELETE FROM items WHERE id >= {args.rows}")
+        if args.insert_rounds > 1:
+            amortized_inserts(cur, data, args, work, build)
+            cur.execute(f"DELETE FROM items WHERE id >= {args.rows}")
     con.close()
 
     if args.vss_python:
@@ -210,6 +215,26 @@ def run_data(data: str, args: argparse.Namespace, work: Path) -> None:
             print(f"  SQL {name:10} : median {part['median_ms']:7.2f} ms, p99 {part['p99_ms']:7.2f}"
                   f" ms, recall@10 {recall(part['ids'], truth[name]):.3f}, queries returning < k"
                   f" rows: {short}, index used: {part['uses_hnsw']}")
+
+
+def amortized_inserts(cur, data: str, args: argparse.Namespace, work: Path,
+                      build: float) -> None:
+    """1% more rows, again and again: each INSERT saves a small delta file, and every so often
+    one also rewrites the snapshot (joining new vectors into the main index). The mean over
+    enough rounds to include that rewrite is what an insert really costs."""
+    added, times = args.rows // 100, []
+    for round_ in range(args.insert_rounds):
+        start = args.rows + (round_ + 1) * added
+        path = work / f"round-{round_}.parquet"
+        write_parquet(path, np.arange(start, start + added), np.zeros(added, dtype=np.int64),
+                      random_vectors(data, added, args.dim, seed=10 + round_))
+        started = time.perf_counter()
+        cur.execute(f"INSERT INTO items SELECT id, bucket, v::FLOAT[{args.dim}] FROM"
+                    f" read_parquet('{path}')")
+        times.append(time.perf_counter() - started)
+    mean = statistics.mean(times)
+    print(f"  {args.insert_rounds} rounds of +1% rows: each {', '.join(f'{t:.2f}' for t in times)}"
+          f" s; mean {mean:.2f} s -> {mean / build * 100:.1f}% of a rebuild")
 
 
 def write_parquet(path: Path, ids: np.ndarray, buckets: np.ndarray, vectors: np.ndarray) -> None:
