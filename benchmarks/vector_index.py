@@ -234,9 +234,10 @@ def amortized_inserts(cur, data: str, args: argparse.Namespace, work: Path,
         times.append(time.perf_counter() - started)
     mean = statistics.mean(times)
     index = cur.connection._database.loaded_indexes["item_vec"]
+    table_rows = cur.execute("SELECT count(*) FROM items").fetchone()[0]
     print(f"  {args.insert_rounds} rounds of +1% rows: each {', '.join(f'{t:.2f}' for t in times)}"
-          f" s; mean {mean:.2f} s -> {mean / build * 100:.1f}% of a rebuild (now: {index.size}"
-          f" rows indexed, {len(index.fresh_ids)} beside the main index)")
+          f" s; mean {mean:.2f} s -> {mean / build * 100:.1f}% of a rebuild (now: {table_rows}"
+          f" rows, {index.size} indexed, {len(index.fresh_ids)} beside the main index)")
 
 
 def write_parquet(path: Path, ids: np.ndarray, buckets: np.ndarray, vectors: np.ndarray) -> None:
