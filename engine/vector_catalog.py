@@ -238,19 +238,22 @@ class VectorCatalog:
             f" hash({info.key_expression}) AS key_hash FROM {info.table}"
             f" WHERE ({info.key_expression}) IS NOT NULL AND {scope.format(col='rowid')}")
         try:
-            gone = self.con.execute(
-                f"SELECT vid FROM {ROWS} m WHERE index_name = ? AND"
+            vanished = self.con.execute(
+                f"SELECT vid, key_hash FROM {ROWS} m WHERE index_name = ? AND"
                 f" {scope.format(col='m.row_id')} AND NOT EXISTS (SELECT 1 FROM"
                 " __quarry_now n WHERE n.row_id = m.row_id AND n.key_hash = m.key_hash)",
-                [info.name]).fetchnumpy()["vid"].astype(np.int64)
+                [info.name]).fetchnumpy()
             fresh = self.con.sql(
                 f"SELECT row_id, key_hash FROM __quarry_now n WHERE NOT EXISTS (SELECT 1 FROM"
                 f" {ROWS} m WHERE m.index_name = $name AND n.row_id = m.row_id"
                 " AND n.key_hash = m.key_hash)", params={"name": info.name}).to_arrow_table()
         finally:
             self.con.execute("DROP TABLE IF EXISTS __quarry_now")
+        gone = vanished["vid"].astype(np.int64)
         if not len(gone) and not fresh.num_rows:
             return
+        moved, gone, fresh = _moved_rows(gone, vanished["key_hash"].astype(np.uint64), fresh)
+        index.set_rows(moved["vid"], moved["row_id"])
         index.remove(gone)
         if len(index.tombstones) > REBUILD_TOMBSTONE_SHARE * max(index.index.ntotal, 1):
             self._rebuild(info)
@@ -261,7 +264,8 @@ class VectorCatalog:
         index.set_rows(vids, row_ids)
         info.next_id += len(row_ids)
         info.tombstones = sorted(index.tombstones)
-        self._commit(info, index, gone, row_ids, hashes, vids, replace=False, vectors=vectors)
+        self._commit(info, index, gone, row_ids, hashes, vids, replace=False, vectors=vectors,
+                     moved=moved)
 
     def _rebuild(self, info: IndexInfo) -> VectorIndex:
         """Build from every row of the table; vectors of rows seen before come from the cache."""
@@ -319,7 +323,8 @@ class VectorCatalog:
 
     def _commit(self, info: IndexInfo, index: VectorIndex, gone: np.ndarray, row_ids: np.ndarray,
                 hashes: np.ndarray, vids: np.ndarray, replace: bool,
-                vectors: np.ndarray | None = None) -> None:
+                vectors: np.ndarray | None = None, moved: dict[str, np.ndarray] | None = None
+                ) -> None:
         """File first (atomically), then the DuckDB transaction that records its checksum.
 
         A change is saved as a small delta file beside the snapshot; the snapshot itself is
@@ -341,6 +346,11 @@ class VectorCatalog:
                 atomic_write_bytes(folder / file_name, data)
                 info.deltas.append([file_name, checksum_of(data), len(vids) + len(gone)])
         crash_point("index_file_written")
+        if moved is not None and len(moved["vid"]):  # same vectors, new row ids: the map only
+            gone = np.concatenate([gone, moved["vid"]])
+            vids = np.concatenate([vids, moved["vid"]])
+            row_ids = np.concatenate([row_ids, moved["row_id"]])
+            hashes = np.concatenate([hashes, moved["key_hash"]])
         added = pa.table({"index_name": pa.array([info.name] * len(vids), type=pa.string()),
                           "vid": pa.array(vids, type=pa.int64()),
                           "row_id": pa.array(row_ids, type=pa.int64()),
@@ -382,6 +392,32 @@ class VectorCatalog:
         folder = self.database.directory / "indexes" / name
         folder.mkdir(parents=True, exist_ok=True)
         return folder
+
+
+def _moved_rows(gone: np.ndarray, gone_hashes: np.ndarray, fresh: pa.Table
+                ) -> tuple[dict[str, np.ndarray], np.ndarray, pa.Table]:
+    """Pair vanished index entries with new rows of the same input hash: DuckDB moves row ids
+    when a checkpoint compacts deleted rows, and a moved row keeps its vector — it needs a new
+    row id in the map, not a new vector (nor, for HNSW, a tombstone).
+
+    Returns (moved: vid, row_id, key_hash), the entries really gone, the rows really new."""
+    waiting: dict[int, list[int]] = {}
+    for vid, key in zip(gone.tolist(), gone_hashes.tolist()):
+        waiting.setdefault(key, []).append(vid)
+    fresh_rows = fresh.column("row_id").to_numpy().astype(np.int64)
+    fresh_hashes = fresh.column("key_hash").to_numpy().astype(np.uint64)
+    moved_vids, moved_at = [], []
+    for at, key in enumerate(fresh_hashes.tolist()):
+        vids = waiting.get(key)
+        if vids:
+            moved_vids.append(vids.pop())
+            moved_at.append(at)
+    taken = np.zeros(len(fresh_rows), dtype=bool)
+    taken[moved_at] = True
+    moved = {"vid": np.array(moved_vids, dtype=np.int64), "row_id": fresh_rows[taken],
+             "key_hash": fresh_hashes[taken]}
+    still_gone = np.array([v for vids in waiting.values() for v in vids], dtype=np.int64)
+    return moved, still_gone, fresh.filter(pa.array(~taken))
 
 
 def _info(row: tuple) -> IndexInfo:

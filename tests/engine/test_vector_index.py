@@ -217,3 +217,32 @@ def test_scoring_the_matching_rows_from_the_index_sees_inserts_and_deletes(cur, 
                     f"{probe.tolist()}::FLOAT[]) DESC LIMIT {K}")
         assert GATHERED in dict(cur.fetchall())["index scan"]
         assert top_k(cur, probe, "bucket < 100") == brute_force(everything, probe, allowed, K)
+
+
+def test_rows_moved_by_a_checkpoint_keep_their_vectors(tmp_path):
+    """DuckDB gives rows new row ids when a checkpoint compacts deleted rows: the index re-points
+    them to their new row ids instead of removing and adding their vectors again."""
+    import pyarrow as pa
+
+    rows, dim = 250_000, 8  # more than one DuckDB row group, or nothing is compacted
+    vectors = np.random.default_rng(0).standard_normal((rows, dim)).astype(np.float32)
+    con = quarrydb.connect(tmp_path / "moved.quarry")
+    cur = con.cursor()
+    cur.register("src", pa.table({"id": pa.array(np.arange(rows)), "v": pa.FixedSizeListArray
+                                  .from_arrays(pa.array(vectors.reshape(-1)), dim)}))
+    cur.execute(f"CREATE TABLE items AS SELECT id, v::FLOAT[{dim}] AS v FROM src")
+    cur.execute("CHECKPOINT")
+    cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'flat')")
+    cur.execute("SELECT rowid FROM items WHERE id = 200000")
+    before = cur.fetchone()[0]
+    cur.execute("DELETE FROM items WHERE id < 100000")
+    cur.execute("CHECKPOINT")
+    cur.execute("SELECT rowid FROM items WHERE id = 200000")
+    assert cur.fetchone()[0] != before  # the premise: DuckDB moved the row
+    probe = np.random.default_rng(1).standard_normal(dim).astype(np.float32)
+    assert top_k(cur, probe) == brute_force(vectors, probe, np.arange(rows) >= 100_000, K)
+    assert con._database.loaded_indexes["item_vec"].size == 150_000
+    assert cur._session.vectors.info("item_vec").next_id == rows  # no vector was added again
+    con.close()
+    reopened = quarrydb.connect(tmp_path / "moved.quarry").cursor()  # the map was saved
+    assert top_k(reopened, probe) == brute_force(vectors, probe, np.arange(rows) >= 100_000, K)
