@@ -61,9 +61,7 @@ def with_vectors(text: str) -> str:
 
 
 def set_aside_literal(node: exp.Expression) -> str | None:
-    """The text of the long vector literal `node` stands in for (through casts), if it is one."""
-    while isinstance(node, exp.Cast):
-        node = node.this
+    """The text of the long vector literal `node` stands in for, if it is one."""
     literals = _set_aside.get()
     match = _STAND_IN.fullmatch(node.sql(dialect=DIALECT)) if isinstance(node, exp.Anonymous) \
         else None
