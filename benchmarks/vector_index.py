@@ -101,7 +101,7 @@ def main() -> None:
                         help="comma-separated: structured, gaussian")
     parser.add_argument("--kinds", default="flat,ivf,hnsw")
     parser.add_argument("--hnsw", default=KIND_OPTIONS["hnsw"], help="the HNSW index's WITH")
-    parser.add_argument("--ef-sweep", default="16,32,64,128,256")
+    parser.add_argument("--ef-sweep", default="16,32,64,96,128,256")
     parser.add_argument("--insert-rounds", type=int, default=1,
                         help="also insert 1%% this many times in a row (see amortized_inserts)")
     parser.add_argument("--vss-python", help="a Python with duckdb + duckdb-extension-vss")

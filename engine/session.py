@@ -6,6 +6,7 @@ Statements with no model call skip all of it and go to DuckDB exactly as written
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -118,19 +119,19 @@ class Session:
         explained = statements.explain(text)
         if explained is not None:
             analyze, body = explained
-            tree = self._engine_tree(body, params)
-            if tree is not None:
-                return self._explain(tree, analyze)
-        tree = self._engine_tree(text, params)
+            work = self._engine_tree(body, params)
+            if work is not None:
+                return self._explain(*work, analyze)
+        work = self._engine_tree(text, params)
         noted = None
         try:
-            if tree is None:  # DuckDB runs exactly what the user wrote
+            if work is None:  # DuckDB runs exactly what the user wrote
                 noted = self._note_write(statement, params)
                 result = self._run_duckdb(with_vectors(statement.text), params, statement.kind)
                 if noted is not None:
                     self.vectors.after_write(noted)
                 return result
-            tree, _ = self._use_index(tree)
+            tree, _ = self._use_index(*work)
             if not model_call_nodes(tree, self.registry):
                 return self._run_duckdb(to_sql(tree), None, statement.kind)
             return self._run_with_models(tree, statement.kind)
@@ -138,23 +139,29 @@ class Session:
             if statement.kind not in READ_KINDS and noted is None:  # tables may have changed
                 self.database.synced_indexes.clear()
 
-    def _engine_tree(self, text: str, params: Params) -> exp.Expression | None:
-        """The parsed statement if the engine has work in it (a model call, or a similarity
-        search a vector index may answer); else None, and DuckDB runs the text as written."""
+    def _engine_tree(self, text: str, params: Params
+                     ) -> tuple[exp.Expression, index_scan.IndexQuery | None] | None:
+        """The parsed statement and the vector index query in it, if the engine has work in it
+        (a model call, or a similarity search an index may answer); else None, and DuckDB runs
+        the text as written."""
         calls_models = statements.mentions_any(text, self.registry.function_names)
         searches = statements.mentions_any(text, SEARCH_FUNCTIONS) and self.vectors.all()
         if not (calls_models or searches):
             return None
         try:
-            tree = sqlglot.parse_one(text, dialect=DIALECT)
+            tree = _parsed(text)
         except ParseError as exc:
             if not calls_models:
                 return None  # DuckDB's own syntax sqlglot does not know: DuckDB's turn
             raise ProgrammingError(f"malformed SQL: {exc}") from None
-        if not model_call_nodes(tree, self.registry) and not (
-                searches and index_scan.match(tree, self.vectors, self.registry.function_names)):
+        names = self.registry.function_names
+        query = index_scan.match(tree, self.vectors, names) if searches else None
+        if query is None and not model_call_nodes(tree, self.registry):
             return None
-        return _bind_parameters(tree, params)
+        tree = _bind_parameters(tree, params)
+        if params and searches:  # the values may make a probe constant
+            query = index_scan.match(tree, self.vectors, names)
+        return tree, query
 
     # --- vector indexes ------------------------------------------------------------------------
 
@@ -200,9 +207,9 @@ class Session:
         except duckdb.Error:
             return None
 
-    def _use_index(self, tree: exp.Expression) -> tuple[exp.Expression, str | None]:
+    def _use_index(self, tree: exp.Expression, query: index_scan.IndexQuery | None
+                   ) -> tuple[exp.Expression, str | None]:
         """The tree restricted to a vector index's candidates, and how (None: no index used)."""
-        query = index_scan.match(tree, self.vectors, self.registry.function_names)
         if query is None:
             return tree, None
         vector = _literal_vector(query.probe)
@@ -251,10 +258,11 @@ class Session:
         result.warnings = run.warnings
         return result
 
-    def _explain(self, tree: exp.Expression, analyze: bool) -> Result:
+    def _explain(self, tree: exp.Expression, query: index_scan.IndexQuery | None,
+                 analyze: bool) -> Result:
         """The index used, the model stages (with their figures, for ANALYZE), then DuckDB's
         own plan."""
-        tree, index_used = self._use_index(tree)
+        tree, index_used = self._use_index(tree, query)
         run = StatementRun(self.con, self._planner(tree), self.settings, self.progress)
         try:
             run.run_all() if analyze else run.bind_only()
@@ -378,6 +386,20 @@ def _literal_vector(probe: exp.Expression) -> np.ndarray | None:
         return np.array([float(x) for x in match.group(1).split(",")], dtype=np.float32)
     except ValueError:
         return None
+
+
+def _parsed(text: str) -> exp.Expression:
+    """sqlglot's tree of a statement, for the engine to rewrite in place. Short statements'
+    trees are kept: with vector literals set aside a search repeated with other vectors has the
+    same text, and a copy costs a fifth of a parse."""
+    if len(text) > statements.CACHED_TEXT_MAX:
+        return sqlglot.parse_one(text, dialect=DIALECT)
+    return _kept_parse(text).copy()
+
+
+@functools.lru_cache(maxsize=256)
+def _kept_parse(text: str) -> exp.Expression:
+    return sqlglot.parse_one(text, dialect=DIALECT)
 
 
 def _bind_parameters(tree: exp.Expression, params: Params) -> exp.Expression:

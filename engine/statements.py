@@ -6,6 +6,7 @@ statements without model calls run as written, including syntax sqlglot cannot p
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ _SHOW_MODELS = re.compile(r"^\s*SHOW\s+MODELS\s*;?\s*$", re.IGNORECASE)
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?P<analyze>ANALY[SZ]E\s+)?(?P<body>.*)$",
                       re.IGNORECASE | re.DOTALL)
 _STRING = re.compile(r"'(?:[^']|'')*'")
+CACHED_TEXT_MAX = 4096  # longer texts are not kept in memory
 
 
 @dataclass(frozen=True)
@@ -29,11 +31,21 @@ class Statement:
 
 def split(sql: str) -> list[Statement]:
     """The statements of a text; unparseable text stays one statement so its error is precise."""
+    if len(sql) > CACHED_TEXT_MAX:
+        return list(_split(sql))
+    return list(_kept_split(sql))  # a query repeated (with other vectors set aside) is split once
+
+
+def _split(sql: str) -> tuple[Statement, ...]:
     try:
         found = duckdb.extract_statements(sql)
     except duckdb.Error:
-        return [Statement(sql, "UNKNOWN")]
-    return [Statement(s.query.strip(), s.type.name) for s in found] or [Statement(sql, "UNKNOWN")]
+        return (Statement(sql, "UNKNOWN"),)
+    return tuple(Statement(s.query.strip(), s.type.name) for s in found) or (
+        Statement(sql, "UNKNOWN"),)
+
+
+_kept_split = functools.lru_cache(maxsize=256)(_split)
 
 
 def setting(text: str) -> tuple[str, str] | None:

@@ -90,6 +90,43 @@ def test_unfiltered_search_and_distance_form(cur):
     assert [r[0] for r in cur.fetchall()] == expected
 
 
+def test_candidates_come_in_the_index_order_without_scoring_again(cur):
+    vectors = make_vectors(cur, 3000)
+    cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'flat')")
+    probe = np.random.default_rng(3).standard_normal(DIM).astype(np.float32)
+    vector = "[" + ", ".join(f"{x:.7f}" for x in probe) + "]::FLOAT[]"
+    query = f"SELECT id FROM items ORDER BY similarity(v, {vector}) DESC LIMIT {K}"
+    cur.execute(f"EXPLAIN {query}")
+    plan = dict(cur.fetchall())
+    assert "ordered by the index's exact scores" in plan["index scan"]
+    assert "cosine" not in plan["physical_plan"].lower()  # DuckDB reads no vector to score
+    cur.execute(query)
+    assert [r[0] for r in cur.fetchall()] == brute_force(vectors, probe, np.ones(3000, bool), K)
+    cur.execute(f"SELECT id, similarity(v, {vector}) AS score FROM items"
+                f" ORDER BY similarity(v, {vector}) DESC LIMIT {K}")  # scores asked for: DuckDB's
+    scores = [r[1] for r in cur.fetchall()]
+    assert scores == sorted(scores, reverse=True) and len(scores) == K
+
+
+def test_an_inner_product_index_leaves_the_cosine_order_to_duckdb(cur):
+    """An ip index ranks by inner product; similarity() orders by cosine: DuckDB orders."""
+    vectors = make_vectors(cur, 3000) * np.linspace(0.1, 10, 3000, dtype=np.float32)[:, None]
+    cur.execute("UPDATE items SET v = list_transform(v, lambda x: x * (0.1 + id * 9.9 / 2999))")
+    cur.execute("CREATE INDEX item_ip ON items USING faiss (v) WITH (kind = 'flat', metric = 'ip')")
+    probe = np.random.default_rng(4).standard_normal(DIM).astype(np.float32)
+    vector = "[" + ", ".join(f"{x:.7f}" for x in probe) + "]::FLOAT[]"
+    query = (f"SELECT id, similarity(v, {vector}) FROM items"
+             f" ORDER BY similarity(v, {vector}) DESC LIMIT {K}")
+    cur.execute(f"EXPLAIN {query}")
+    assert "ordered by similarity, scored by DuckDB" in dict(cur.fetchall())["index scan"]
+    cur.execute(query)
+    rows = cur.fetchall()
+    cosines = [r[1] for r in rows]
+    assert cosines == sorted(cosines, reverse=True) and len(rows) == K
+    by_inner_product = np.argsort(-(vectors @ probe), kind="stable")[: 2 * K]
+    assert {r[0] for r in rows} <= set(by_inner_product.tolist())  # candidates: the ip index's
+
+
 def test_insert_update_delete_are_seen_without_a_rebuild(cur, few_exact_rows):
     vectors = make_vectors(cur, 3000)
     cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'hnsw')")
