@@ -204,29 +204,52 @@ class VectorCatalog:
         touched = np.array([], dtype=np.int64)
         if rows_sql is not None:
             touched = self.con.execute(rows_sql).fetchnumpy()["rowid"].astype(np.int64)
-        return {"names": names, "last": last, "touched": touched}
+        return {"names": names, "last": last, "touched": touched, "logs": self._write_logs()}
 
-    def after_write(self, noted: dict[str, object]) -> None:
-        """Diff just the touched rows of each index that was current before the write."""
+    def after_write(self, noted: dict[str, object], changed: int) -> None:
+        """Diff just the touched rows of each index that was current before the write.
+
+        A checkpoint at the write's commit (DuckDB's log passed checkpoint_threshold) may have
+        compacted deleted rows and so moved row ids: then the whole table is diffed instead,
+        moved rows re-pointed, and the write still leaves the index current."""
+        was_empty: dict[str, bool] = noted["logs"]  # type: ignore[assignment]
+        checkpointed = any(empty and (not was_empty.get(db, True) or changed > 0)
+                           for db, empty in self._write_logs().items())
         for name in noted["names"]:  # type: ignore[attr-defined]
             info = self.info(name)
             index = self.database.loaded_indexes.get(name)
             if info is None or index is None or name not in self.database.synced_indexes:
                 continue
-            self.con.register("__quarry_touched", pa.table({"r": noted["touched"]}))
-            try:
-                scope = "{col} > " + str(int(noted["last"]))  # type: ignore[call-overload]
-                if len(noted["touched"]):  # type: ignore[arg-type]
-                    scope = f"({{col}} IN (SELECT r FROM __quarry_touched) OR {scope})"
-                self._sync(info, index, scope)
-            finally:
-                self.con.unregister("__quarry_touched")
+            if checkpointed:
+                self._sync(info, index)
+            else:
+                self._sync_touched(info, index, noted)
             self._count_nulls(info)
-            indexed = self.con.execute(
-                f"SELECT count(*) FROM {info.table} WHERE ({info.key_expression}) IS NOT NULL"
-            ).fetchall()[0][0]
-            if indexed != index.size:  # row ids moved under us: fall back to the full diff
-                self.database.synced_indexes.discard(name)
+            if self._indexable_rows(info) != self.database.loaded_indexes[name].size:
+                self.database.synced_indexes.discard(name)  # the next search diffs it all
+
+    def _sync_touched(self, info: IndexInfo, index: VectorIndex, noted: dict[str, object]
+                      ) -> None:
+        self.con.register("__quarry_touched", pa.table({"r": noted["touched"]}))
+        try:
+            scope = "{col} > " + str(int(noted["last"]))  # type: ignore[call-overload]
+            if len(noted["touched"]):  # type: ignore[arg-type]
+                scope = f"({{col}} IN (SELECT r FROM __quarry_touched) OR {scope})"
+            self._sync(info, index, scope)
+        finally:
+            self.con.unregister("__quarry_touched")
+
+    def _write_logs(self) -> dict[str, bool]:
+        """For each database file: is its write-ahead log empty (just checkpointed)?"""
+        rows = self.con.execute(
+            "SELECT s.database_name, s.wal_size FROM pragma_database_size() s JOIN"
+            " duckdb_databases() d USING (database_name) WHERE d.path IS NOT NULL").fetchall()
+        return {name: str(size).startswith("0 ") for name, size in rows}
+
+    def _indexable_rows(self, info: IndexInfo) -> int:
+        return self.con.execute(
+            f"SELECT count(*) FROM {info.table} WHERE ({info.key_expression}) IS NOT NULL"
+        ).fetchall()[0][0]
 
     def _sync(self, info: IndexInfo, index: VectorIndex, scope: str = "TRUE") -> None:
         """Apply the table's changes since the index last saw it: a diff, not a rebuild.

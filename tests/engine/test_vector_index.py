@@ -283,3 +283,31 @@ def test_rows_moved_by_a_checkpoint_keep_their_vectors(tmp_path):
     con.close()
     reopened = quarrydb.connect(tmp_path / "moved.quarry").cursor()  # the map was saved
     assert top_k(reopened, probe) == brute_force(vectors, probe, np.arange(rows) >= 100_000, K)
+
+
+def test_a_write_whose_checkpoint_moves_rows_leaves_the_index_current(tmp_path):
+    """DuckDB checkpoints after a commit once its log passes checkpoint_threshold; that
+    checkpoint may move row ids in the middle of a write through quarrydb. The write itself then
+    diffs the whole table, so the next search has nothing left to do."""
+    import pyarrow as pa
+
+    rows, dim = 250_000, 8
+    vectors = np.random.default_rng(0).standard_normal((rows, dim)).astype(np.float32)
+    con = quarrydb.connect(tmp_path / "moved.quarry")
+    cur = con.cursor()
+    cur.register("src", pa.table({"id": pa.array(np.arange(rows)), "v": pa.FixedSizeListArray
+                                  .from_arrays(pa.array(vectors.reshape(-1)), dim)}))
+    cur.execute(f"CREATE TABLE items AS SELECT id, v::FLOAT[{dim}] AS v FROM src")
+    cur.execute("CHECKPOINT")
+    cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'flat')")
+    cur.execute("SELECT rowid FROM items WHERE id = 200000")
+    before = cur.fetchone()[0]
+    cur.execute("SET checkpoint_threshold = '1KB'")  # the DELETE's commit checkpoints
+    cur.execute("DELETE FROM items WHERE id < 100000")
+    cur.execute("SELECT rowid FROM items WHERE id = 200000")
+    assert cur.fetchone()[0] != before  # the premise: the write's checkpoint moved the row
+    assert "item_vec" in con._database.synced_indexes  # current: no diff left for the search
+    assert con._database.loaded_indexes["item_vec"].size == 150_000
+    assert cur._session.vectors.info("item_vec").next_id == rows  # no vector was added again
+    probe = np.random.default_rng(1).standard_normal(dim).astype(np.float32)
+    assert top_k(cur, probe) == brute_force(vectors, probe, np.arange(rows) >= 100_000, K)
