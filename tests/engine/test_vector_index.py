@@ -256,58 +256,56 @@ def test_scoring_the_matching_rows_from_the_index_sees_inserts_and_deletes(cur, 
         assert top_k(cur, probe, "bucket < 100") == brute_force(everything, probe, allowed, K)
 
 
-def test_rows_moved_by_a_checkpoint_keep_their_vectors(tmp_path):
-    """DuckDB gives rows new row ids when a checkpoint compacts deleted rows: the index re-points
-    them to their new row ids instead of removing and adding their vectors again."""
+MOVED_ROWS, MOVED_DIM = 250_000, 8  # more than one DuckDB row group, or nothing is compacted
+
+
+def indexed_table_to_compact(path):
+    """(connection, cursor, vectors, a row id) of a checkpointed, indexed table whose row
+    id = 200000 moves once the rows with id < 100000 are deleted and a checkpoint compacts."""
     import pyarrow as pa
 
-    rows, dim = 250_000, 8  # more than one DuckDB row group, or nothing is compacted
-    vectors = np.random.default_rng(0).standard_normal((rows, dim)).astype(np.float32)
-    con = quarrydb.connect(tmp_path / "moved.quarry")
+    vectors = np.random.default_rng(0).standard_normal((MOVED_ROWS, MOVED_DIM)).astype(np.float32)
+    con = quarrydb.connect(path)
     cur = con.cursor()
-    cur.register("src", pa.table({"id": pa.array(np.arange(rows)), "v": pa.FixedSizeListArray
-                                  .from_arrays(pa.array(vectors.reshape(-1)), dim)}))
-    cur.execute(f"CREATE TABLE items AS SELECT id, v::FLOAT[{dim}] AS v FROM src")
+    cur.register("src", pa.table({"id": pa.array(np.arange(MOVED_ROWS)), "v": pa
+                                  .FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1)),
+                                                                  MOVED_DIM)}))
+    cur.execute(f"CREATE TABLE items AS SELECT id, v::FLOAT[{MOVED_DIM}] AS v FROM src")
     cur.execute("CHECKPOINT")
     cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'flat')")
     cur.execute("SELECT rowid FROM items WHERE id = 200000")
-    before = cur.fetchone()[0]
+    return con, cur, vectors, cur.fetchone()[0]
+
+
+def test_rows_moved_by_a_checkpoint_keep_their_vectors(tmp_path):
+    """DuckDB gives rows new row ids when a checkpoint compacts deleted rows: the index re-points
+    them to their new row ids instead of removing and adding their vectors again."""
+    con, cur, vectors, before = indexed_table_to_compact(tmp_path / "moved.quarry")
     cur.execute("DELETE FROM items WHERE id < 100000")
     cur.execute("CHECKPOINT")
     cur.execute("SELECT rowid FROM items WHERE id = 200000")
     assert cur.fetchone()[0] != before  # the premise: DuckDB moved the row
-    probe = np.random.default_rng(1).standard_normal(dim).astype(np.float32)
-    assert top_k(cur, probe) == brute_force(vectors, probe, np.arange(rows) >= 100_000, K)
+    probe = np.random.default_rng(1).standard_normal(MOVED_DIM).astype(np.float32)
+    kept = np.arange(MOVED_ROWS) >= 100_000
+    assert top_k(cur, probe) == brute_force(vectors, probe, kept, K)
     assert con._database.loaded_indexes["item_vec"].size == 150_000
-    assert cur._session.vectors.info("item_vec").next_id == rows  # no vector was added again
+    assert cur._session.vectors.info("item_vec").next_id == MOVED_ROWS  # none added again
     con.close()
     reopened = quarrydb.connect(tmp_path / "moved.quarry").cursor()  # the map was saved
-    assert top_k(reopened, probe) == brute_force(vectors, probe, np.arange(rows) >= 100_000, K)
+    assert top_k(reopened, probe) == brute_force(vectors, probe, kept, K)
 
 
 def test_a_write_whose_checkpoint_moves_rows_leaves_the_index_current(tmp_path):
     """DuckDB checkpoints after a commit once its log passes checkpoint_threshold; that
     checkpoint may move row ids in the middle of a write through quarrydb. The write itself then
     diffs the whole table, so the next search has nothing left to do."""
-    import pyarrow as pa
-
-    rows, dim = 250_000, 8
-    vectors = np.random.default_rng(0).standard_normal((rows, dim)).astype(np.float32)
-    con = quarrydb.connect(tmp_path / "moved.quarry")
-    cur = con.cursor()
-    cur.register("src", pa.table({"id": pa.array(np.arange(rows)), "v": pa.FixedSizeListArray
-                                  .from_arrays(pa.array(vectors.reshape(-1)), dim)}))
-    cur.execute(f"CREATE TABLE items AS SELECT id, v::FLOAT[{dim}] AS v FROM src")
-    cur.execute("CHECKPOINT")
-    cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'flat')")
-    cur.execute("SELECT rowid FROM items WHERE id = 200000")
-    before = cur.fetchone()[0]
+    con, cur, vectors, before = indexed_table_to_compact(tmp_path / "moved.quarry")
     cur.execute("SET checkpoint_threshold = '1KB'")  # the DELETE's commit checkpoints
     cur.execute("DELETE FROM items WHERE id < 100000")
     cur.execute("SELECT rowid FROM items WHERE id = 200000")
     assert cur.fetchone()[0] != before  # the premise: the write's checkpoint moved the row
     assert "item_vec" in con._database.synced_indexes  # current: no diff left for the search
     assert con._database.loaded_indexes["item_vec"].size == 150_000
-    assert cur._session.vectors.info("item_vec").next_id == rows  # no vector was added again
-    probe = np.random.default_rng(1).standard_normal(dim).astype(np.float32)
-    assert top_k(cur, probe) == brute_force(vectors, probe, np.arange(rows) >= 100_000, K)
+    assert cur._session.vectors.info("item_vec").next_id == MOVED_ROWS  # none added again
+    probe = np.random.default_rng(1).standard_normal(MOVED_DIM).astype(np.float32)
+    assert top_k(cur, probe) == brute_force(vectors, probe, np.arange(MOVED_ROWS) >= 100_000, K)
