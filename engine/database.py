@@ -8,6 +8,7 @@ and `tmp/` for atomic writes.
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from quarrydb.udfs.media_input import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, TEXT_E
 FORMAT_VERSION = 1
 FORMAT_FILE = "FORMAT"
 DUCKDB_FILE = "quarry.duckdb"
+HEADER_SIZE = 4096  # DuckDB's file headers (see Database.file_mark)
 INTERNAL_SCHEMA = "_quarry"
 
 _INTERNAL_TABLES = f"""
@@ -91,6 +93,24 @@ class Database:
         self.synced_indexes: set[str] = set()
         self.index_null_rows: dict[str, int] = {}
         self.index_infos: list[Any] | None = None  # the catalog's rows, read once
+        self.checkpoint_mark = self.file_mark()  # as of the last look (see vector_catalog)
+
+    def file_mark(self) -> object:
+        """Changes whenever DuckDB checkpoints the file (None in memory). DuckDB has no SQL for
+        it, but its file counts checkpoints: each of the two database headers (at 4096 and
+        8192, after the main header's "DUCK" at byte 8) starts with a checksum and then an
+        iteration number. A file laid out otherwise falls back to its (mtime, size), which
+        also changes when a large insert writes row groups early: a needless diff, no harm."""
+        if self.directory is None:
+            return None
+        path = self.directory / DUCKDB_FILE
+        with path.open("rb") as file:
+            head = file.read(3 * HEADER_SIZE)
+        if len(head) == 3 * HEADER_SIZE and head[8:12] == b"DUCK":
+            return max(struct.unpack_from("<Q", head, offset + 8)[0]
+                       for offset in (HEADER_SIZE, 2 * HEADER_SIZE))
+        stat = path.stat()
+        return stat.st_mtime_ns, stat.st_size
 
     def new_connection(self) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection of its own (per cursor), with quarrydb's SQL macros installed."""

@@ -129,7 +129,7 @@ class Session:
                 noted = self._note_write(statement, params)
                 result = self._run_duckdb(with_vectors(statement.text), params, statement.kind)
                 if noted is not None:
-                    self.vectors.after_write(noted, result.rowcount)
+                    self.vectors.after_write(noted)
                 return result
             tree, _ = self._use_index(*work)
             if not model_call_nodes(tree, self.registry):

@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS {ROWS} (
 REBUILD_TOMBSTONE_SHARE = 0.25
 MAX_DELTAS = 32  # changes kept as small files beside the snapshot before it is rewritten
 MAX_DELTA_SHARE = 0.1
+SYNC_ATTEMPTS = 3
 
 # Runs SQL through the engine (so model calls work) and returns its rows as Arrow.
 RunSql = Callable[[str], pa.Table]
@@ -150,17 +151,30 @@ class VectorCatalog:
         info = self.info(name)
         if info is None:
             raise ProgrammingError(f"no vector index named {name!r}")
-        loaded = self.database.loaded_indexes.get(name)
-        if loaded is None:
+        self._forget_if_checkpointed()
+        if name not in self.database.loaded_indexes:
             loaded = self._load(info)
             if loaded is None:  # missing, damaged or stale file: rebuild from DuckDB
-                return self._rebuild(info)
-            self.database.loaded_indexes[name] = loaded
-        if name not in self.database.synced_indexes:
-            self._sync(info, loaded)
+                self._rebuild(info)
+            else:
+                self.database.loaded_indexes[name] = loaded
+        for _ in range(SYNC_ATTEMPTS):  # a sync's own commit may checkpoint: then once more
+            self._forget_if_checkpointed()
+            if name in self.database.synced_indexes:
+                break
+            self._sync(info, self.database.loaded_indexes[name])
             self._count_nulls(info)
             self.database.synced_indexes.add(name)
         return self.database.loaded_indexes[name]
+
+    def _forget_if_checkpointed(self) -> None:
+        """A DuckDB checkpoint compacts deleted rows, which moves row ids, and it may run at any
+        commit (once the log passes checkpoint_threshold), ours included: after one, every index
+        is diffed against its whole table again (moved rows are re-pointed, see _moved_rows)."""
+        mark = self.database.file_mark()
+        if mark != self.database.checkpoint_mark:
+            self.database.checkpoint_mark = mark
+            self.database.synced_indexes.clear()
 
     def null_rows(self, name: str) -> int:
         """Rows of the table whose indexed input is NULL (not in the index), as of the last sync."""
@@ -204,29 +218,24 @@ class VectorCatalog:
         touched = np.array([], dtype=np.int64)
         if rows_sql is not None:
             touched = self.con.execute(rows_sql).fetchnumpy()["rowid"].astype(np.int64)
-        return {"names": names, "last": last, "touched": touched, "logs": self._write_logs()}
+        return {"names": names, "last": last, "touched": touched}
 
-    def after_write(self, noted: dict[str, object], changed: int) -> None:
-        """Diff just the touched rows of each index that was current before the write.
-
-        A checkpoint at the write's commit (DuckDB's log passed checkpoint_threshold) may have
-        compacted deleted rows and so moved row ids: then the whole table is diffed instead,
-        moved rows re-pointed, and the write still leaves the index current."""
-        was_empty: dict[str, bool] = noted["logs"]  # type: ignore[assignment]
-        checkpointed = any(empty and (not was_empty.get(db, True) or changed > 0)
-                           for db, empty in self._write_logs().items())
-        for name in noted["names"]:  # type: ignore[attr-defined]
+    def after_write(self, noted: dict[str, object]) -> None:
+        """Diff just the touched rows of each index that was current before the write; the
+        whole table if a checkpoint ran meanwhile (see _forget_if_checkpointed)."""
+        was_current = [n for n in noted["names"]  # type: ignore[attr-defined]
+                       if n in self.database.synced_indexes and n in self.database.loaded_indexes]
+        self._forget_if_checkpointed()
+        for name in was_current:
             info = self.info(name)
-            index = self.database.loaded_indexes.get(name)
-            if info is None or index is None or name not in self.database.synced_indexes:
+            if info is None:
                 continue
-            if checkpointed:
-                self._sync(info, index)
-            else:
-                self._sync_touched(info, index, noted)
-            self._count_nulls(info)
-            if self._indexable_rows(info) != self.database.loaded_indexes[name].size:
-                self.database.synced_indexes.discard(name)  # the next search diffs it all
+            if name in self.database.synced_indexes:
+                self._sync_touched(info, self.database.loaded_indexes[name], noted)
+                self._count_nulls(info)
+                if self._indexable_rows(info) != self.database.loaded_indexes[name].size:
+                    self.database.synced_indexes.discard(name)  # not expected: diff it all
+            self.current(name)  # a full diff, where the index is no longer known current
 
     def _sync_touched(self, info: IndexInfo, index: VectorIndex, noted: dict[str, object]
                       ) -> None:
@@ -238,13 +247,6 @@ class VectorCatalog:
             self._sync(info, index, scope)
         finally:
             self.con.unregister("__quarry_touched")
-
-    def _write_logs(self) -> dict[str, bool]:
-        """For each database file: is its write-ahead log empty (just checkpointed)?"""
-        rows = self.con.execute(
-            "SELECT s.database_name, s.wal_size FROM pragma_database_size() s JOIN"
-            " duckdb_databases() d USING (database_name) WHERE d.path IS NOT NULL").fetchall()
-        return {name: str(size).startswith("0 ") for name, size in rows}
 
     def _indexable_rows(self, info: IndexInfo) -> int:
         return self.con.execute(

@@ -309,3 +309,20 @@ def test_a_write_whose_checkpoint_moves_rows_leaves_the_index_current(tmp_path):
     assert cur._session.vectors.info("item_vec").next_id == MOVED_ROWS  # none added again
     probe = np.random.default_rng(1).standard_normal(MOVED_DIM).astype(np.float32)
     assert top_k(cur, probe) == brute_force(vectors, probe, np.arange(MOVED_ROWS) >= 100_000, K)
+
+
+def test_a_checkpoint_at_a_write_to_another_table_is_noticed(tmp_path):
+    """The checkpoint that compacts this table may run at the commit of any statement: here an
+    INSERT into another table. The next search notices it and re-points the moved rows."""
+    con, cur, vectors, before = indexed_table_to_compact(tmp_path / "moved.quarry")
+    cur.execute("CREATE TABLE notes (body VARCHAR)")
+    probe = np.random.default_rng(1).standard_normal(MOVED_DIM).astype(np.float32)
+    top_k(cur, probe)  # syncs the index after that DDL
+    cur.execute("DELETE FROM items WHERE id < 100000")  # deleted, not yet compacted
+    assert "item_vec" in con._database.synced_indexes  # the index is current
+    cur.execute("SET checkpoint_threshold = '1KB'")
+    cur.execute("INSERT INTO notes VALUES ('its commit checkpoints the whole database')")
+    cur.execute("SELECT rowid FROM items WHERE id = 200000")
+    assert cur.fetchone()[0] != before  # the premise: that checkpoint moved this table's rows
+    assert top_k(cur, probe) == brute_force(vectors, probe, np.arange(MOVED_ROWS) >= 100_000, K)
+    assert cur._session.vectors.info("item_vec").next_id == MOVED_ROWS  # none added again
