@@ -151,8 +151,8 @@ class VectorCatalog:
         info = self.info(name)
         if info is None:
             raise ProgrammingError(f"no vector index named {name!r}")
-        self._forget_if_checkpointed()
         if name not in self.database.loaded_indexes:
+            self._forget_if_checkpointed()  # before a rebuild: it reads the row ids as they are
             loaded = self._load(info)
             if loaded is None:  # missing, damaged or stale file: rebuild from DuckDB
                 self._rebuild(info)
