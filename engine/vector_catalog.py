@@ -29,13 +29,13 @@ import sqlglot
 from sqlglot import exp
 
 from quarrydb.engine.atomic import atomic_write_bytes
+from quarrydb.engine.atomic import checksum as checksum_of
 from quarrydb.engine.database import INTERNAL_SCHEMA, Database
 from quarrydb.engine.errors import ProgrammingError
 from quarrydb.engine.faults import crash_point
 from quarrydb.engine.index_ddl import CreateIndex
 from quarrydb.engine.sqltree import DIALECT, to_sql, without_qualifiers
 from quarrydb.engine.vector_index import IndexOptions, VectorIndex, default_kind
-from quarrydb.engine.vector_index import checksum as checksum_of
 
 INDEXES = f"{INTERNAL_SCHEMA}.vector_indexes"
 ROWS = f"{INTERNAL_SCHEMA}.index_rows"
@@ -368,8 +368,8 @@ class VectorCatalog:
             else:
                 data = VectorIndex.delta_bytes(vids, vectors, gone)
                 file_name = f"delta-{info.next_id}-{len(info.deltas)}.npz"
-                atomic_write_bytes(folder / file_name, data)
-                info.deltas.append([file_name, checksum_of(data), len(vids) + len(gone)])
+                written = atomic_write_bytes(folder / file_name, data)
+                info.deltas.append([file_name, written, len(vids) + len(gone)])
         crash_point("index_file_written")
         if moved is not None and len(moved["vid"]):  # same vectors, new row ids: the map only
             gone = np.concatenate([gone, moved["vid"]])
