@@ -119,9 +119,11 @@ def answer(query: IndexQuery, tree: exp.Select, catalog: VectorCatalog,
     """The query restricted to the index's candidate rows (or unchanged, for exact)."""
     index = catalog.current(query.info.name)
     table = to_sql(query.source)
-    key = query.info.key_expression
-    filters = " AND ".join([f"({key}) IS NOT NULL"] + (
-        [f"({to_sql(query.where)})"] if query.where is not None else []))
+    has_nulls = catalog.null_rows(query.info.name) > 0
+    # Rows with a NULL input are not in the index; when there are none, not testing for them
+    # saves reading the vector column (a few ms for a 10% filter over 1M FLOAT[384] rows).
+    filters = " AND ".join(([f"({query.info.key_expression}) IS NOT NULL"] if has_nulls else [])
+                           + ([f"({to_sql(query.where)})"] if query.where is not None else []))
     query.total = index.size
     matching_rows = np.zeros(0, dtype=np.int64)
     if query.where is None:
@@ -150,7 +152,6 @@ def answer(query: IndexQuery, tree: exp.Select, catalog: VectorCatalog,
         rows = _widening(index, query, probe_vector, matching_rows, wanted)[:exact_candidates]
     # Rows whose vector is NULL sort last in the query as written; when fewer than k vectors
     # match they belong in the answer, which only the exact path gives.
-    has_nulls = catalog.null_rows(query.info.name) > 0
     if len(rows) < wanted or (has_nulls and query.matching < query.k):
         query.strategy += " -> exact (came back short)"
         return tree
