@@ -33,7 +33,7 @@ from quarrydb.engine.sqltree import (
     without_qualifiers,
 )
 from quarrydb.engine.vector_catalog import IndexInfo, VectorCatalog
-from quarrydb.engine.vector_index import VectorIndex
+from quarrydb.engine.vector_index import VectorIndex, in_set
 
 EXACT_MAX_ROWS = 2000
 ROW_IDS = exp.DataType.build("BIGINT[]", dialect=DIALECT)
@@ -114,23 +114,24 @@ def match(tree: exp.Expression, catalog: VectorCatalog, names: frozenset[str]
     return None
 
 
-def answer(query: IndexQuery, tree: exp.Select, catalog: VectorCatalog,
-           probe_vector: np.ndarray) -> exp.Select:
-    """The query restricted to the index's candidate rows (or unchanged, for exact)."""
+def candidates(query: IndexQuery, catalog: VectorCatalog, probe_vector: np.ndarray
+               ) -> list[int] | None:
+    """The rows the index proposes, best first; None: run the query as written (exact)."""
     index = catalog.current(query.info.name)
-    table = to_sql(query.source)
     has_nulls = catalog.null_rows(query.info.name) > 0
-    # Rows with a NULL input are not in the index; when there are none, not testing for them
-    # saves reading the vector column (a few ms for a 10% filter over 1M FLOAT[384] rows).
-    filters = " AND ".join(([f"({query.info.key_expression}) IS NOT NULL"] if has_nulls else [])
-                           + ([f"({to_sql(query.where)})"] if query.where is not None else []))
     query.total = index.size
     matching_rows = np.zeros(0, dtype=np.int64)
     if query.where is None:
         query.matching = query.total
     else:  # one scan gives both the count (for the strategy) and the rows themselves
-        matching_rows = catalog.con.execute(f"SELECT rowid FROM {table} WHERE {filters}"
-                                            ).fetchnumpy()["rowid"].astype(np.int64)
+        # Rows with a NULL input are not in the index; when there are none, not testing for
+        # them saves reading the vector column (a few ms for 10% of 1M FLOAT[384] rows).
+        filters = " AND ".join(
+            ([f"({query.info.key_expression}) IS NOT NULL"] if has_nulls else [])
+            + [f"({to_sql(query.where)})"])
+        matching_rows = catalog.con.execute(
+            f"SELECT rowid FROM {to_sql(query.source)} WHERE {filters}"
+        ).fetchnumpy()["rowid"].astype(np.int64)
         query.matching = len(matching_rows)
     wanted = min(query.k, query.matching)
     exact_candidates = max(2 * query.k, query.k + 16)  # an ip index's: DuckDB re-scores
@@ -139,7 +140,7 @@ def answer(query: IndexQuery, tree: exp.Select, catalog: VectorCatalog,
         rows = _search(index, probe_vector, query.k, None)
     elif query.matching <= max(EXACT_MAX_ROWS, query.k):
         query.strategy = "exact"
-        return tree
+        return None
     elif (gathered := _gathered(index, query, probe_vector, matching_rows,
                                 exact_candidates)) is not None:
         query.strategy = "exact over the matching rows' indexed vectors"
@@ -154,21 +155,39 @@ def answer(query: IndexQuery, tree: exp.Select, catalog: VectorCatalog,
     # match they belong in the answer, which only the exact path gives.
     if len(rows) < wanted or (has_nulls and query.matching < query.k):
         query.strategy += " -> exact (came back short)"
-        return tree
+        return None
     query.candidates = len(rows)
-    restricted = tree  # the session's own parse: restricted in place, no copy of a long literal
+    query.ordered_by = ("the index's exact scores" if ranks_candidates(query)
+                        else "similarity, scored by DuckDB")
+    return rows
+
+
+def listed(rows: list[int]) -> str:
+    """Row ids as the text of a DuckDB list: '[3, 1, 2]'."""
+    return f"[{', '.join(map(str, rows))}]"
+
+
+def ranks_candidates(query: IndexQuery) -> bool:
+    """Whether the candidates' order is the answer's (see _order_by_rank)."""
+    return query.info.options.metric != "ip"
+
+
+def restrict(tree: exp.Select, query: IndexQuery, rows_text: str) -> exp.Select:
+    """`tree` (changed in place: the session's own parse, no copy) limited to the candidate
+    rows `rows_text` names, and ordered by their rank where that is the answer's order."""
     # A semi-join, not `rowid IN (1, 2, ...)`: DuckDB pushes it into the scan as a join filter,
     # so only the candidates' vectors are read (measured: 5 ms against 90 ms on 1M rows).
-    listed = exp.cast(exp.Literal.string(f"[{', '.join(map(str, rows))}]"), ROW_IDS.copy())
-    condition = exp.column("rowid").isin(query=exp.select(exp.Unnest(expressions=[listed])))
-    existing = restricted.args.get("where")
-    restricted.where(condition if existing is None else exp.and_(*conjuncts(existing.this),
-                                                                 condition), append=False,
-                     copy=False)
-    if query.info.options.metric != "ip":
-        _order_by_rank(restricted, listed.copy())
-        query.ordered_by = "the index's exact scores"
-    return restricted
+    rows = exp.Cast(this=exp.Literal.string(rows_text), to=ROW_IDS.copy())
+    condition = exp.In(this=exp.column("rowid"),
+                       query=exp.Select(expressions=[exp.Unnest(expressions=[rows])]).subquery(
+                           copy=False))
+    existing = tree.args.get("where")
+    tree.where(condition if existing is None else exp.and_(*conjuncts(existing.this),
+                                                             condition), append=False,
+               copy=False)
+    if ranks_candidates(query):
+        _order_by_rank(tree, rows.copy())
+    return tree
 
 
 def _order_by_rank(tree: exp.Select, ranked_rows: exp.Expression) -> None:
@@ -208,7 +227,7 @@ def _widening(index: VectorIndex, query: IndexQuery, probe: np.ndarray,
     reach = math.ceil(query.k / max(query.selectivity, 1e-6) * 2)
     while True:
         candidates = np.array(_search(index, probe, reach, None), dtype=np.int64)
-        kept = candidates[np.isin(candidates, matching_rows)]  # in FAISS's order, best first
+        kept = candidates[in_set(candidates, matching_rows)]  # in FAISS's order, best first
         if len(kept) >= wanted or reach >= query.total:
             return kept.tolist()
         reach *= 4

@@ -45,7 +45,11 @@ def put_vectors_back(token: contextvars.Token) -> None:
 
 
 def to_sql(node: exp.Expression) -> str:
-    sql = node.sql(dialect=DIALECT)
+    return vectors_put_back(node.sql(dialect=DIALECT))
+
+
+def vectors_put_back(sql: str) -> str:
+    """SQL printed from a tree, its vector stand-ins replaced by the literals they stand for."""
     literals = _set_aside.get()
     if literals:
         sql = _CAST_STAND_IN.sub(lambda m: f"CAST('{literals[int(m.group(1))]}' AS {m.group(2)})",
@@ -62,10 +66,14 @@ def with_vectors(text: str) -> str:
 
 def set_aside_literal(node: exp.Expression) -> str | None:
     """The text of the long vector literal `node` stands in for, if it is one."""
+    if not (isinstance(node, exp.Anonymous) and str(node.this).lower() == "__quarry_vector"
+            and len(node.expressions) == 1):
+        return None
+    number = node.expressions[0]
     literals = _set_aside.get()
-    match = _STAND_IN.fullmatch(node.sql(dialect=DIALECT)) if isinstance(node, exp.Anonymous) \
-        else None
-    return literals[int(match.group(1))] if match and int(match.group(1)) < len(literals) else None
+    if isinstance(number, exp.Literal) and number.is_int and int(number.name) < len(literals):
+        return literals[int(number.name)]
+    return None
 
 
 def from_clause(select: exp.Select) -> exp.From | None:

@@ -21,6 +21,7 @@ _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?P<analyze>ANALY[SZ]E\s+)?(?P<body>.*)$",
                       re.IGNORECASE | re.DOTALL)
 _STRING = re.compile(r"'(?:[^']|'')*'")
 CACHED_TEXT_MAX = 4096  # longer texts are not kept in memory
+CACHED_STATEMENTS = 256  # texts kept (split, parsed, printed as index searches)
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ def _split(sql: str) -> tuple[Statement, ...]:
         Statement(sql, "UNKNOWN"),)
 
 
-_kept_split = functools.lru_cache(maxsize=256)(_split)
+_kept_split = functools.lru_cache(maxsize=CACHED_STATEMENTS)(_split)
 
 
 def setting(text: str) -> tuple[str, str] | None:

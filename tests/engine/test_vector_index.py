@@ -108,6 +108,26 @@ def test_candidates_come_in_the_index_order_without_scoring_again(cur):
     assert scores == sorted(scores, reverse=True) and len(scores) == K
 
 
+def test_a_search_repeated_with_other_vectors_and_parameters_answers_each(cur, few_exact_rows):
+    """Repeated with other vectors, a search has the same text (vectors set aside), and its
+    printed SQL is kept; parameters are bound into the tree, so they never come from it."""
+    vectors = make_vectors(cur, 3000)
+    cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'flat')")
+    rng = np.random.default_rng(5)
+    every_row = np.ones(3000, dtype=bool)
+    for _ in range(3):
+        probe = rng.standard_normal(DIM).astype(np.float32)
+        assert top_k(cur, probe) == brute_force(vectors, probe, every_row, K)
+        assert top_k(cur, probe, "bucket < 500") == brute_force(
+            vectors, probe, np.arange(3000) % 1000 < 500, K)
+    vector = "[" + ", ".join(f"{x:.7f}" for x in probe) + "]::FLOAT[]"
+    for cutoff in (300, 600, 300):
+        cur.execute(f"SELECT id FROM items WHERE bucket < ? ORDER BY similarity(v, {vector})"
+                    f" DESC LIMIT {K}", [cutoff])
+        assert [r[0] for r in cur.fetchall()] == brute_force(
+            vectors, probe, np.arange(3000) % 1000 < cutoff, K)
+
+
 def test_an_inner_product_index_leaves_the_cosine_order_to_duckdb(cur):
     """An ip index ranks by inner product; similarity() orders by cosine: DuckDB orders."""
     vectors = make_vectors(cur, 3000) * np.linspace(0.1, 10, 3000, dtype=np.float32)[:, None]
