@@ -212,8 +212,10 @@ class Session:
             rows_sql = f"SELECT rowid FROM {table} WHERE {condition}"
         elif not isinstance(tree, exp.Insert):
             return None
+        appends_only = isinstance(tree, exp.Insert) and not (
+            tree.args.get("conflict") or tree.args.get("alternative"))
         try:
-            return self.vectors.before_write(table, rows_sql)
+            return self.vectors.before_write(table, rows_sql, appends_only)
         except duckdb.Error:
             return None
 

@@ -346,3 +346,38 @@ def test_a_checkpoint_at_a_write_to_another_table_is_noticed(tmp_path):
     assert cur.fetchone()[0] != before  # the premise: that checkpoint moved this table's rows
     assert top_k(cur, probe) == brute_force(vectors, probe, np.arange(MOVED_ROWS) >= 100_000, K)
     assert cur._session.vectors.info("item_vec").next_id == MOVED_ROWS  # none added again
+
+
+def test_checkpoints_of_an_append_only_table_need_no_full_diff(tmp_path, monkeypatch):
+    """DuckDB checkpoints (here at every commit) compact only deleted rows: while a table is
+    only appended to, no row moves, and the index is not diffed against the whole table (at
+    1M rows that hashes every vector). After a DELETE a checkpoint may move rows: a full diff."""
+    from quarrydb.engine.vector_catalog import VectorCatalog
+
+    scopes: list[str] = []
+    sync = VectorCatalog._sync
+
+    def recorded(self, info, index, scope="TRUE"):
+        scopes.append(scope)
+        return sync(self, info, index, scope)
+
+    con = quarrydb.connect(tmp_path / "appends.quarry")
+    cur = con.cursor()
+    vectors = make_vectors(cur, 3000)
+    cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'flat')")
+    monkeypatch.setattr(VectorCatalog, "_sync", recorded)
+    cur.execute("SET checkpoint_threshold = '1KB'")
+    extra = np.random.default_rng(6).standard_normal((4, DIM)).astype(np.float32)
+    for i, vector in enumerate(extra):
+        mark = con._database.file_mark()
+        cur.execute(f"INSERT INTO items VALUES ({3000 + i}, 0, {vector.tolist()}::FLOAT[])")
+        assert con._database.file_mark() != mark  # the premise: its commit checkpointed
+    assert scopes and "TRUE" not in scopes  # only the appended rows were diffed
+    everything = np.concatenate([vectors, extra])
+    probe = np.random.default_rng(7).standard_normal(DIM).astype(np.float32)
+    assert top_k(cur, probe) == brute_force(everything, probe, np.ones(3004, dtype=bool), K)
+    cur.execute("DELETE FROM items WHERE id < 1000")
+    assert scopes[-1] == "TRUE"
+    kept = np.arange(3004) >= 1000
+    assert top_k(cur, probe) == brute_force(everything, probe, kept, K)
+    con.close()
