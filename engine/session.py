@@ -7,7 +7,6 @@ Statements with no model call skip all of it and go to DuckDB exactly as written
 from __future__ import annotations
 
 import functools
-import re
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
@@ -28,13 +27,12 @@ from quarrydb.engine.database import Database
 from quarrydb.engine.errors import Error, ProgrammingError, from_duckdb
 from quarrydb.engine.executor import Progress, Settings
 from quarrydb.engine.planner import StagePlanner
+from quarrydb.engine.search_sql import SearchTemplates, literal_vector
 from quarrydb.engine.sqltree import (
     DIALECT,
     put_vectors_back,
-    set_aside_literal,
     set_vectors_aside,
     to_sql,
-    vectors_put_back,
     with_vectors,
 )
 from quarrydb.engine.statement_run import StatementRun
@@ -46,8 +44,6 @@ Params = Sequence[Any] | Mapping[str, Any] | None
 ROW_COUNT_KINDS = {"INSERT", "UPDATE", "DELETE"}
 READ_KINDS = {"SELECT", "EXPLAIN", "PRAGMA", "SET", "VARIABLE_SET", "TRANSACTION", "UNKNOWN"}
 SEARCH_FUNCTIONS = frozenset({"similarity", "distance"})
-CANDIDATES_STAND_IN_TEXT = "__quarry_candidate_rows__"  # see _search_template
-CANDIDATES_STAND_IN = f"'{CANDIDATES_STAND_IN_TEXT}'"
 # DuckDB warns that Arrow from a plain statement costs a copy: wanted for a top-k (_run_duckdb).
 warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning,
                         module=__name__)
@@ -77,7 +73,8 @@ class Session:
         self.vectors = VectorCatalog(database, self.con, lambda sql: self._table_of(sql))
         self.progress: Progress | None = None
         self._proxy: proxy_rule.ProxyOptions | None = None  # this statement's, if it has one
-        self._search_templates: dict[tuple[str, str, bool], str | None] = {}
+        self._search_templates = SearchTemplates(
+            lambda tree: bool(model_call_nodes(tree, self.registry)))
 
     def close(self) -> None:
         self.con.close()
@@ -235,41 +232,22 @@ class Session:
         where the statement calls models)."""
         rows = index_scan.candidates(query, self.vectors, self._probe_vector(query))
         if rows is not None:
-            template = None if params else self._search_template(text, tree, query)
-            if template is not None:
-                listed = f"'{index_scan.listed(rows)}'"
-                return self._run_duckdb(template.replace(CANDIDATES_STAND_IN, listed), None,
-                                        kind, top_k=True)
+            sql = None if params else self._search_templates.sql(text, tree, query, rows)
+            if sql is not None:
+                return self._run_duckdb(sql, None, kind, top_k=True)
             index_scan.restrict(tree, query, index_scan.listed(rows))
         if model_call_nodes(tree, self.registry):
             return self._run_with_models(tree, kind)
         return self._run_duckdb(to_sql(tree), None, kind, top_k=True)
 
     def _probe_vector(self, query: index_scan.IndexQuery) -> np.ndarray:
-        vector = _literal_vector(query.probe)
+        """The constant side of the search, read from the text or computed by the engine."""
+        vector = literal_vector(query.probe)
         if vector is None:  # an expression, e.g. embed('a query'): the engine computes it
             probe = self.execute(f"SELECT {to_sql(query.probe)}").table
             assert probe is not None
             vector = np.asarray(probe.column(0)[0].as_py(), dtype=np.float32)
         return vector
-
-    def _search_template(self, text: str, tree: exp.Expression,
-                         query: index_scan.IndexQuery) -> str | None:
-        """The SQL of an index search restricted to its candidates, with a stand-in for their
-        row ids, kept per statement text: printing the tree again for every search cost about
-        0.4 ms of a 1M-row search (a third of the Python in it). None when the restricted
-        statement still calls a model: it runs through the planner."""
-        if len(text) > statements.CACHED_TEXT_MAX:
-            return None
-        key = (text, query.info.name, index_scan.ranks_candidates(query))
-        if key not in self._search_templates:
-            if len(self._search_templates) >= statements.CACHED_STATEMENTS:
-                self._search_templates.clear()
-            restricted = index_scan.restrict(tree.copy(), query, CANDIDATES_STAND_IN_TEXT)
-            self._search_templates[key] = None if model_call_nodes(
-                restricted, self.registry) else restricted.sql(dialect=DIALECT)
-        template = self._search_templates[key]
-        return None if template is None else vectors_put_back(template)
 
     def _run_duckdb(self, text: str, params: Params, kind: str, top_k: bool = False
                     ) -> Result:
@@ -421,35 +399,6 @@ def _describe_stage(stage: Any, settings: Settings) -> str:
     if call.options:
         lines.insert(1, f"options: {call.options}")
     return "\n".join(lines)
-
-
-_VECTOR_TEXT = re.compile(r"^\s*\[([^\[\]]*)\]\s*$")
-_FLOAT_TYPES = {exp.DataType.Type.FLOAT, exp.DataType.Type.DOUBLE}
-
-
-def _literal_vector(probe: exp.Expression) -> np.ndarray | None:
-    """A vector written out in the SQL ([0.1, 0.2]::FLOAT[2]) read without a trip to DuckDB."""
-    node = probe
-    while isinstance(node, exp.Cast):
-        if not _is_float_array(node.to):
-            return None  # e.g. cast to INTEGER[]: DuckDB's value, not the digits written
-        node = node.this
-    text = set_aside_literal(node)
-    if text is None:
-        text = node.sql(dialect=DIALECT) if isinstance(node, exp.Array) else ""
-    match = _VECTOR_TEXT.match(text)
-    if not match:
-        return None
-    try:
-        return np.array([float(x) for x in match.group(1).split(",")], dtype=np.float32)
-    except ValueError:
-        return None
-
-
-def _is_float_array(to: exp.DataType) -> bool:
-    """FLOAT[], REAL[n], DOUBLE[n] ... (read from the tree: printing it costs more)."""
-    return (to.this == exp.DataType.Type.ARRAY and len(to.expressions) == 1
-            and to.expressions[0].this in _FLOAT_TYPES)
 
 
 def _parsed(text: str) -> exp.Expression:

@@ -1,0 +1,76 @@
+"""The SQL around an index search: the probe vector read from the statement's text, and the
+search restricted to its candidate rows, printed once per statement text.
+
+A 1M-row HNSW search takes about 2 ms, DuckDB fetching its k rows about 2 ms: the Python
+around them has to stay well under a millisecond, so neither the probe nor the statement is
+printed from a sqlglot tree on every search.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import numpy as np
+from sqlglot import exp
+
+from quarrydb.engine import index_scan, statements
+from quarrydb.engine.sqltree import DIALECT, set_aside_literal, vectors_put_back
+
+_VECTOR_TEXT = re.compile(r"^\s*\[([^\[\]]*)\]\s*$")
+_FLOAT_TYPES = {exp.DataType.Type.FLOAT, exp.DataType.Type.DOUBLE}
+_CANDIDATES = "__quarry_candidate_rows__"  # stands in for the candidates' row ids
+
+
+def literal_vector(probe: exp.Expression) -> np.ndarray | None:
+    """A vector written out in the SQL ([0.1, 0.2]::FLOAT[2]) read without a trip to DuckDB."""
+    node = probe
+    while isinstance(node, exp.Cast):
+        if not _is_float_array(node.to):
+            return None  # e.g. cast to INTEGER[]: DuckDB's value, not the digits written
+        node = node.this
+    text = set_aside_literal(node)
+    if text is None:
+        text = node.sql(dialect=DIALECT) if isinstance(node, exp.Array) else ""
+    match = _VECTOR_TEXT.match(text)
+    if not match:
+        return None
+    try:
+        return np.array([float(x) for x in match.group(1).split(",")], dtype=np.float32)
+    except ValueError:
+        return None
+
+
+def _is_float_array(to: exp.DataType) -> bool:
+    """FLOAT[], REAL[n], DOUBLE[n] ... (read from the tree: printing it costs more)."""
+    return (to.this == exp.DataType.Type.ARRAY and len(to.expressions) == 1
+            and to.expressions[0].this in _FLOAT_TYPES)
+
+
+class SearchTemplates:
+    """The SQL of index searches restricted to their candidates, kept per statement text with
+    a stand-in for the candidates' row ids: a search repeated with other vectors (set aside
+    from the text) is printed once, not for every search (about 0.4 ms at 1M rows)."""
+
+    def __init__(self, calls_models: Callable[[exp.Expression], bool]) -> None:
+        self._calls_models = calls_models
+        self._kept: dict[tuple[str, str, bool], str | None] = {}
+
+    def sql(self, text: str, tree: exp.Expression, query: index_scan.IndexQuery,
+            rows: list[int]) -> str | None:
+        """The statement `text` (parsed: `tree`, left unchanged) restricted to `rows`; None
+        where it is too long to keep or still calls a model (the planner runs it)."""
+        if len(text) > statements.CACHED_TEXT_MAX:
+            return None
+        key = (text, query.info.name, index_scan.ranks_candidates(query))
+        if key not in self._kept:
+            if len(self._kept) >= statements.CACHED_STATEMENTS:
+                self._kept.clear()
+            restricted = index_scan.restrict(tree.copy(), query, _CANDIDATES)
+            self._kept[key] = None if self._calls_models(restricted) else restricted.sql(
+                dialect=DIALECT)
+        template = self._kept[key]
+        if template is None:
+            return None
+        return vectors_put_back(template).replace(f"'{_CANDIDATES}'",
+                                                  f"'{index_scan.listed(rows)}'")
