@@ -53,7 +53,11 @@ CREATE TABLE IF NOT EXISTS {ROWS} (
 """
 REBUILD_TOMBSTONE_SHARE = 0.25
 MAX_DELTAS = 32  # changes kept as small files beside the snapshot before it is rewritten
-MAX_DELTA_SHARE = 0.1
+# ... and the rows they may hold, as a share of the snapshot's. New vectors are searched exactly
+# beside the main index until then: for flat that is what the index does anyway, so only the
+# rewrite (the whole snapshot: 5-9 s at 1M x 384) is weighed; beside a graph or clusters each
+# held vector costs every search time.
+MAX_DELTA_SHARE = {"flat": 1.0, "ivf": 0.1, "hnsw": 0.1}
 SYNC_ATTEMPTS = 3
 
 # Runs SQL through the engine (so model calls work) and returns its rows as Arrow.
@@ -386,7 +390,7 @@ class VectorCatalog:
         if folder is not None:
             delta_rows = sum(d[2] for d in info.deltas) + len(vids) + len(gone)
             compact = replace or len(info.deltas) >= MAX_DELTAS or (
-                delta_rows > MAX_DELTA_SHARE * max(index.index.ntotal, 1))
+                delta_rows > MAX_DELTA_SHARE[info.options.kind] * max(index.index.ntotal, 1))
             if compact or vectors is None:
                 info.checksum = index.save(folder / "index.faiss")
                 obsolete = [d[0] for d in info.deltas]

@@ -68,6 +68,7 @@ class VectorIndex:
     # index id -> position in the main index's own vector store.
     _by_row: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _positions: np.ndarray | None = field(default=None, repr=False)
+    _fresh_store: np.ndarray | None = field(default=None, repr=False)  # fresh_vectors and room
 
     def set_rows(self, vids: np.ndarray, row_ids: np.ndarray) -> None:
         if len(vids) and int(vids.max()) >= len(self.rows):
@@ -124,9 +125,19 @@ class VectorIndex:
         if not len(ids):
             return
         vectors = _prepared(vectors, self.options.metric)
+        held = len(self.fresh_ids)
+        wanted = held + len(vectors)
+        if self._fresh_store is None or len(self._fresh_store) < wanted:
+            # Room to spare, grown by half when full: appending copies the new vectors, not all
+            # those held (a flat index holds up to a third of its rows here, see vector_catalog).
+            grown = np.empty((max(wanted + wanted // 2, 1024), vectors.shape[1]),
+                             dtype=np.float32)
+            if self.fresh_vectors is not None:
+                grown[:held] = self.fresh_vectors
+            self._fresh_store = grown
+        self._fresh_store[held:wanted] = vectors
+        self.fresh_vectors = self._fresh_store[:wanted]
         self.fresh_ids = np.concatenate([self.fresh_ids, ids.astype(np.int64)])
-        self.fresh_vectors = vectors if self.fresh_vectors is None else np.concatenate(
-            [self.fresh_vectors, vectors])
 
     def merge_fresh(self) -> None:
         """Move the fresh vectors into the main index (once, when the snapshot is written)."""
@@ -134,7 +145,7 @@ class VectorIndex:
             self.index.add_with_ids(self.fresh_vectors, self.fresh_ids)
             self._positions = None
         self.fresh_ids = np.zeros(0, dtype=np.int64)
-        self.fresh_vectors = None
+        self.fresh_vectors = self._fresh_store = None
 
     def apply_delta(self, data: bytes) -> None:
         """Replay one saved change (see delta_bytes) on a loaded snapshot."""
@@ -150,9 +161,10 @@ class VectorIndex:
         if len(self.fresh_ids):
             keep = ~in_set(self.fresh_ids, ids)
             ids = ids[~in_set(ids, self.fresh_ids)]
-            self.fresh_ids = self.fresh_ids[keep]
-            self.fresh_vectors = self.fresh_vectors[keep] if self.fresh_vectors is not None \
-                else None
+            if not keep.all():
+                self.fresh_ids = self.fresh_ids[keep]
+                self.fresh_vectors = self._fresh_store = (
+                    self.fresh_vectors[keep] if self.fresh_vectors is not None else None)
         if not len(ids):
             return
         if self.options.kind == "hnsw":  # a graph cannot drop nodes: hide them until a rebuild
