@@ -69,6 +69,9 @@ class VectorIndex:
     _by_row: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _positions: np.ndarray | None = field(default=None, repr=False)
     _fresh_store: np.ndarray | None = field(default=None, repr=False)  # fresh_vectors and room
+    _hidden_for: tuple[set[int], int] | None = field(default=None, repr=False)
+    _hidden_selector: tuple[faiss.IDSelector, faiss.IDSelector] | None = field(default=None,
+                                                                                repr=False)
 
     def set_rows(self, vids: np.ndarray, row_ids: np.ndarray) -> None:
         if len(vids) and int(vids.max()) >= len(self.rows):
@@ -182,8 +185,7 @@ class VectorIndex:
         if allowed is not None:
             selector = faiss.IDSelectorBatch(allowed.astype(np.int64))
         if self.tombstones:
-            hidden = faiss.IDSelectorNot(faiss.IDSelectorBatch(
-                np.fromiter(self.tombstones, dtype=np.int64)))
+            hidden = self._hidden()
             selector = hidden if selector is None else faiss.IDSelectorAnd(selector, hidden)
         if selector is not None:
             params.sel = selector
@@ -204,6 +206,17 @@ class VectorIndex:
             ids = np.concatenate([ids, self.fresh_ids[mask]])
         best = _smallest(scores if self.options.metric == "l2" else -scores, k)
         return scores[best], ids[best]
+
+    def _hidden(self) -> faiss.IDSelector:
+        """A selector that hides the tombstones, kept until they change: built per search it
+        cost 7 ms at 100,000 tombstones (1M rows after a 10% delete), more than the search."""
+        key = (self.tombstones, len(self.tombstones))  # tombstones only grow, or are replaced
+        if self._hidden_for is None or self._hidden_for[0] is not key[0] or \
+                self._hidden_for[1] != key[1] or self._hidden_selector is None:
+            batch = faiss.IDSelectorBatch(np.fromiter(self.tombstones, dtype=np.int64))
+            self._hidden_selector = (faiss.IDSelectorNot(batch), batch)  # batch kept alive too
+            self._hidden_for = key
+        return self._hidden_selector[0]
 
     def exact_among(self, query: np.ndarray, k: int, allowed: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray] | None:

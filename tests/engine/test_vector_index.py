@@ -381,3 +381,18 @@ def test_checkpoints_of_an_append_only_table_need_no_full_diff(tmp_path, monkeyp
     kept = np.arange(3004) >= 1000
     assert top_k(cur, probe) == brute_force(everything, probe, kept, K)
     con.close()
+
+
+def test_each_delete_hides_its_rows_from_the_next_hnsw_search(cur):
+    """HNSW hides deleted vectors behind a selector it keeps between searches: every delete
+    must reach the next search."""
+    vectors = make_vectors(cur, 3000)
+    cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'hnsw')")
+    probe = vectors[5]
+    alive = np.ones(3000, dtype=bool)
+    for _ in range(3):
+        found = top_k(cur, probe)
+        assert found == brute_force(vectors, probe, alive, K)
+        cur.execute(f"DELETE FROM items WHERE id = {found[0]}")
+        alive[found[0]] = False
+    assert top_k(cur, probe) == brute_force(vectors, probe, alive, K)
