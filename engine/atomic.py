@@ -29,19 +29,30 @@ def _format(crc: int, size: int) -> str:
     return f"crc32:{crc:08x}:{size}"
 
 
-class ChecksummedReader:
-    """Reads a file and checksums what was read (see `checksum`)."""
+class _RunningChecksum:
+    """`checksum` of bytes seen a piece at a time."""
 
-    def __init__(self, handle: BinaryIO):
-        self.handle, self.crc, self.size = handle, 0, 0
+    def __init__(self) -> None:
+        self.crc, self.size = 0, 0
 
-    def read(self, size: int) -> bytes:
-        data = self.handle.read(size)
+    def add(self, data: bytes) -> None:
         self.crc, self.size = zlib.crc32(data, self.crc), self.size + len(data)
-        return data
 
     def checksum(self) -> str:
         return _format(self.crc, self.size)
+
+
+class ChecksummedReader(_RunningChecksum):
+    """Reads a file and checksums what was read."""
+
+    def __init__(self, handle: BinaryIO):
+        super().__init__()
+        self.handle = handle
+
+    def read(self, size: int) -> bytes:
+        data = self.handle.read(size)
+        self.add(data)
+        return data
 
 
 def atomic_write(path: Path, fill: Callable[[Write], None]) -> str:
@@ -49,13 +60,12 @@ def atomic_write(path: Path, fill: Callable[[Write], None]) -> str:
     content or the new one, never a mix. Returns the new content's checksum."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    crc, size = 0, 0
+    written = _RunningChecksum()
     try:
         with os.fdopen(fd, "wb") as handle:
             def write(data: bytes) -> None:
-                nonlocal crc, size
                 handle.write(data)
-                crc, size = zlib.crc32(data, crc), size + len(data)
+                written.add(data)
                 crash_point(f"half_written:{path.suffix}")  # tests kill the process here
 
             fill(write)
@@ -65,7 +75,7 @@ def atomic_write(path: Path, fill: Callable[[Write], None]) -> str:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return _format(crc, size)
+    return written.checksum()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> str:

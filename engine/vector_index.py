@@ -69,9 +69,9 @@ class VectorIndex:
     _by_row: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _positions: np.ndarray | None = field(default=None, repr=False)
     _fresh_store: np.ndarray | None = field(default=None, repr=False)  # fresh_vectors and room
-    _hidden_for: tuple[set[int], int] | None = field(default=None, repr=False)
-    _hidden_selector: tuple[faiss.IDSelector, faiss.IDSelector] | None = field(default=None,
-                                                                                repr=False)
+    # (tombstones, their count, the selector hiding them, its inner selector): see _hidden
+    _hiding: tuple[set[int], int, faiss.IDSelector, faiss.IDSelector] | None = field(
+        default=None, repr=False)
 
     def set_rows(self, vids: np.ndarray, row_ids: np.ndarray) -> None:
         if len(vids) and int(vids.max()) >= len(self.rows):
@@ -210,13 +210,12 @@ class VectorIndex:
     def _hidden(self) -> faiss.IDSelector:
         """A selector that hides the tombstones, kept until they change: built per search it
         cost 7 ms at 100,000 tombstones (1M rows after a 10% delete), more than the search."""
-        key = (self.tombstones, len(self.tombstones))  # tombstones only grow, or are replaced
-        if self._hidden_for is None or self._hidden_for[0] is not key[0] or \
-                self._hidden_for[1] != key[1] or self._hidden_selector is None:
+        kept = self._hiding  # tombstones only grow, or the set is replaced: (set, size) tells
+        if kept is None or kept[0] is not self.tombstones or kept[1] != len(self.tombstones):
             batch = faiss.IDSelectorBatch(np.fromiter(self.tombstones, dtype=np.int64))
-            self._hidden_selector = (faiss.IDSelectorNot(batch), batch)  # batch kept alive too
-            self._hidden_for = key
-        return self._hidden_selector[0]
+            kept = self._hiding = (self.tombstones, len(self.tombstones),
+                                   faiss.IDSelectorNot(batch), batch)  # batch kept alive too
+        return kept[2]
 
     def exact_among(self, query: np.ndarray, k: int, allowed: np.ndarray
                     ) -> tuple[np.ndarray, np.ndarray] | None:
