@@ -211,14 +211,14 @@ def _search(index: VectorIndex, probe: np.ndarray, k: int, allowed: np.ndarray |
 def _gathered(index: VectorIndex, query: IndexQuery, probe: np.ndarray,
               matching_rows: np.ndarray, k: int) -> list[int] | None:
     """The best k of the matching rows, scored from the index's own vectors; None when that
-    is not the cheaper way (too many rows) or the index keeps no whole vectors (IVF)."""
+    is not the cheaper way (too many rows)."""
     if query.info.options.kind == "flat":
         if query.selectivity > FLAT_GATHER_MAX_SELECTIVITY:
             return None
     elif query.matching > GATHER_MAX_ROWS:
         return None
-    found = index.exact_among(probe, k, index.vids_of_rows(matching_rows))
-    return None if found is None else index.row_ids(found[1])
+    _, vids = index.exact_among(probe, k, index.vids_of_rows(matching_rows))
+    return index.row_ids(vids)
 
 
 def _widening(index: VectorIndex, query: IndexQuery, probe: np.ndarray,

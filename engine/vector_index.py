@@ -115,7 +115,11 @@ class VectorIndex:
             quantizer = faiss.IndexFlatL2(dim) if options.metric == "l2" else faiss.IndexFlatIP(dim)
             inner = faiss.IndexIVFFlat(quantizer, dim, nlist, metric)
             inner.train(vectors if len(vectors) else np.zeros((nlist, dim), dtype=np.float32))
-        index = faiss.IndexIDMap2(inner)
+            # IVF keeps the ids itself (an id map over it goes wrong after a removal: the map
+            # is compacted, IVF's own numbers are not), and a hash map from id to vector lets
+            # the matching rows be scored exactly (see exact_among).
+            inner.set_direct_map_type(faiss.DirectMap.Hashtable)
+        index = inner if options.kind == "ivf" else faiss.IndexIDMap2(inner)
         if len(vectors):
             index.add_with_ids(vectors, ids.astype(np.int64))
         return cls(dim, options, index)
@@ -218,19 +222,11 @@ class VectorIndex:
         return kept[2]
 
     def exact_among(self, query: np.ndarray, k: int, allowed: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """(scores, ids) of the k best of the `allowed` ids, scored exactly from the vectors the
-        index keeps (flat and HNSW keep them whole); None where it does not (IVF)."""
-        store = self._vector_store()
-        if store is None:
-            return None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, ids) of the k best of the `allowed` ids (ids the index holds), scored
+        exactly from the vectors it keeps."""
         query = _prepared(query.reshape(1, -1), self.options.metric)[0]
-        positions = self._vector_positions()
-        in_main = allowed[allowed < len(positions)]
-        at = positions[in_main]
-        ids, at = in_main[at >= 0], at[at >= 0]
-        order = np.argsort(at)  # read the store front to back
-        ids, vectors = ids[order], store[at[order]]
+        ids, vectors = self._main_vectors(allowed)
         if len(self.fresh_ids) and self.fresh_vectors is not None:
             mask = in_set(self.fresh_ids, allowed)
             vectors = np.concatenate([vectors, self.fresh_vectors[mask]])
@@ -243,13 +239,25 @@ class VectorIndex:
         best = _smallest(-scores, k)
         return scores[best], ids[best]
 
-    def _vector_store(self) -> np.ndarray | None:
-        """The main index's vectors, in position order, without a copy (None for IVF)."""
+    def _main_vectors(self, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of the `allowed` ids held in the main index (not the fresh ones)."""
+        if self.options.kind == "ivf":  # by id, through IVF's hash map (no store to slice)
+            ids = allowed[~in_set(allowed, self.fresh_ids)] if len(self.fresh_ids) else allowed
+            if not len(ids):
+                return ids, np.zeros((0, self.dim), dtype=np.float32)
+            return ids, self.index.reconstruct_batch(ids)
+        positions = self._vector_positions()
+        in_main = allowed[allowed < len(positions)]
+        at = positions[in_main]
+        ids, at = in_main[at >= 0], at[at >= 0]
+        order = np.argsort(at)  # read the store front to back
+        return ids[order], self._vector_store()[at[order]]
+
+    def _vector_store(self) -> np.ndarray:
+        """A flat or HNSW index's vectors, in position order, without a copy."""
         inner = faiss.downcast_index(self.index.index)
         if isinstance(inner, faiss.IndexHNSW):
             inner = faiss.downcast_index(inner.storage)
-        if not isinstance(inner, faiss.IndexFlat):
-            return None
         if inner.ntotal == 0:
             return np.zeros((0, self.dim), dtype=np.float32)
         return faiss.rev_swig_ptr(inner.get_xb(), inner.ntotal * self.dim).reshape(
@@ -308,6 +316,8 @@ class VectorIndex:
         with path.open("rb") as handle:
             reader = ChecksummedReader(handle)
             index = faiss.read_index(faiss.PyCallbackIOReader(reader.read, IO_CHUNK))
+        if options.kind == "ivf" and not isinstance(index, faiss.IndexIVF):
+            raise ValueError("an IVF index saved inside an id map (before 2026-12) is rebuilt")
         return cls(dim, options, index, set(tombstones)), reader.checksum()
 
 

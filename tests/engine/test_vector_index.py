@@ -40,7 +40,7 @@ def top_k(cur, probe: np.ndarray, where: str = "", k: int = K) -> list[int]:
 
 GATHERED = "exact over the matching rows' indexed vectors"
 STRATEGIES = {"flat": {GATHERED, "widening search"},
-              "ivf": {"filtered search", "widening search"},  # IVF keeps no whole vectors
+              "ivf": {GATHERED, "filtered search", "widening search"},
               "hnsw": {GATHERED, "filtered search", "widening search"}}
 
 
@@ -147,9 +147,10 @@ def test_an_inner_product_index_leaves_the_cosine_order_to_duckdb(cur):
     assert {r[0] for r in rows} <= set(by_inner_product.tolist())  # candidates: the ip index's
 
 
-def test_insert_update_delete_are_seen_without_a_rebuild(cur, few_exact_rows):
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
+def test_insert_update_delete_are_seen_without_a_rebuild(cur, kind, few_exact_rows):
     vectors = make_vectors(cur, 3000)
-    cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'hnsw')")
+    cur.execute(f"CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = '{kind}')")
     probe = np.ones(DIM, dtype=np.float32)
     near = "[" + ", ".join("1.0" for _ in range(DIM)) + "]::FLOAT[]"
     cur.execute(f"INSERT INTO items VALUES (99999, 7, {near})")
@@ -163,6 +164,9 @@ def test_insert_update_delete_are_seen_without_a_rebuild(cur, few_exact_rows):
     assert far_away not in top_k(cur, probe, k=20)
     cur.execute("SHOW INDEXES")
     assert cur.fetchall()[0][5] == 3000  # rows indexed now: 3000 + 1 inserted - 1 deleted
+    cur.execute("DELETE FROM items WHERE id < 100")  # every later row must keep its own vector
+    for row in (150, 1500, 2999):
+        assert top_k(cur, vectors[row], k=1) == [row]
 
 
 def test_index_on_a_model_function_uses_the_cache_to_rebuild(tmp_path):
@@ -251,12 +255,13 @@ def test_every_form_of_a_vector_literal_is_answered_through_the_index(cur):
     assert [float(x) for x in as_written] == digits
 
 
-@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+@pytest.mark.parametrize("kind", ["flat", "ivf", "hnsw"])
 def test_scoring_the_matching_rows_from_the_index_sees_inserts_and_deletes(cur, kind,
                                                                           few_exact_rows,
                                                                           monkeypatch):
-    """The gathered path reads vectors by position in FAISS's store: positions shift when flat
-    drops rows, new rows sit beside the store until the next snapshot."""
+    """The gathered path reads vectors by position in FAISS's store (flat, HNSW) or by id (IVF):
+    positions shift when flat drops rows, new rows sit beside the store until the next
+    snapshot, IVF's ids must survive its removals."""
     monkeypatch.setattr(index_scan, "GATHER_MAX_ROWS", 1000)
     vectors = make_vectors(cur, 3000)
     cur.execute(f"CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = '{kind}')")
@@ -401,3 +406,23 @@ def test_each_delete_hides_its_rows_from_the_next_hnsw_search(cur):
                     f" LIMIT {K}")
         assert "strategy search," in dict(cur.fetchall())["index scan"]  # not short
     assert top_k(cur, probe) == brute_force(vectors, probe, alive, K)
+
+
+def test_an_ivf_file_from_before_ivf_kept_its_own_ids_is_refused_so_it_is_rebuilt(tmp_path):
+    """IVF inside an id map returned other rows' ids after a removal; such a file must not load
+    (the catalog rebuilds an index whose file does not load)."""
+    import faiss
+
+    from quarrydb.engine.vector_index import IndexOptions, VectorIndex
+
+    vectors = np.random.default_rng(0).standard_normal((400, DIM)).astype(np.float32)
+    options = IndexOptions(kind="ivf", nlist=4)
+    current = VectorIndex.build(DIM, options, vectors, np.arange(400))
+    current.save(tmp_path / "current.faiss")
+    assert VectorIndex.load(tmp_path / "current.faiss", DIM, options, set())[0].size == 400
+    wrapped = faiss.IndexIDMap2(faiss.IndexIVFFlat(faiss.IndexFlatIP(DIM), DIM, 4,
+                                                   faiss.METRIC_INNER_PRODUCT))
+    wrapped.train(vectors)
+    faiss.write_index(wrapped, str(tmp_path / "old.faiss"))
+    with pytest.raises(ValueError, match="rebuilt"):
+        VectorIndex.load(tmp_path / "old.faiss", DIM, options, set())
