@@ -426,3 +426,22 @@ def test_an_ivf_file_from_before_ivf_kept_its_own_ids_is_refused_so_it_is_rebuil
     faiss.write_index(wrapped, str(tmp_path / "old.faiss"))
     with pytest.raises(ValueError, match="rebuilt"):
         VectorIndex.load(tmp_path / "old.faiss", DIM, options, set())
+
+
+def test_a_top_k_answer_is_the_same_arrow_either_way_duckdb_offers(cur):
+    """The top-k fetch uses DuckDB's own submit where it has one, the DB-API way where not."""
+    import duckdb
+
+    from quarrydb.engine.session import _top_k_arrow
+
+    class OnlyDbApi:  # a DuckDB connection without the submit (as an older DuckDB has)
+        def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+            self.execute = con.execute
+
+    con = duckdb.connect()
+    sql = ("SELECT i, [i, 2]::INTEGER[] AS l, {'x': i} AS s, 1.5::DECIMAL(4, 2) AS d,"
+           " 'a' || i AS t, NULL::UUID AS u FROM range(5) r(i) ORDER BY i DESC LIMIT 3")
+    direct, through_db_api = _top_k_arrow(con, sql), _top_k_arrow(OnlyDbApi(con), sql)
+    assert direct.equals(through_db_api) and direct.column("i").to_pylist() == [4, 3, 2]
+    with pytest.raises(duckdb.Error, match="nosuch"):
+        _top_k_arrow(con, "SELECT nosuch FROM range(3)")
