@@ -9,9 +9,11 @@ min(k, matching rows) rows:
 - exact:     few rows match: score them all (no index);
 - exact over the matching rows' indexed vectors: up to GATHER_MAX_ROWS (for flat, up to 30% of
              the rows), scored from the vectors the index keeps;
-- filtered:  a search restricted to the matching rows' ids (a FAISS id selector);
-- widening:  most rows match: search k / selectivity rows, keep the matching ones, widen until
-             k are found.
+- filtered:  a search restricted to the matching rows' ids (a FAISS id selector); for IVF at
+             any share (its probed lists are scanned whole either way, so the restriction
+             costs nothing and keeps the unfiltered recall);
+- widening:  most rows match (graph and flat): search k / selectivity rows, keep the matching
+             ones, widen until k are found.
 
 Any approximate search that comes back short falls back to exact: never fewer rows than asked.
 """
@@ -145,7 +147,7 @@ def candidates(query: IndexQuery, catalog: VectorCatalog, probe_vector: np.ndarr
                                 exact_candidates)) is not None:
         query.strategy = "exact over the matching rows' indexed vectors"
         rows = gathered
-    elif query.selectivity <= FILTERED_MAX_SELECTIVITY:
+    elif query.selectivity <= FILTERED_MAX_SELECTIVITY or query.info.options.kind == "ivf":
         query.strategy = "filtered search"
         rows = _search(index, probe_vector, query.k, index.vids_of_rows(matching_rows))
     else:

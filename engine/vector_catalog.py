@@ -54,10 +54,10 @@ CREATE TABLE IF NOT EXISTS {ROWS} (
 REBUILD_TOMBSTONE_SHARE = 0.25
 MAX_DELTAS = 32  # changes kept as small files beside the snapshot before it is rewritten
 # ... and the rows they may hold, as a share of the snapshot's. New vectors are searched exactly
-# beside the main index until then: for flat that is what the index does anyway, so only the
-# rewrite (the whole snapshot: 5-9 s at 1M x 384) is weighed; beside a graph or clusters each
-# held vector costs every search time.
-MAX_DELTA_SHARE = {"flat": 1.0, "ivf": 0.1, "hnsw": 0.1}
+# beside a flat or HNSW index until then: for flat that is what the index does anyway, so only
+# the rewrite (the whole snapshot: 5-9 s at 1M x 384) is weighed; beside a graph each held
+# vector costs every search time. IVF takes new vectors into its lists at once.
+MAX_DELTA_SHARE = {"flat": 1.0, "ivf": 1.0, "hnsw": 0.1}
 SYNC_ATTEMPTS = 3
 
 # Runs SQL through the engine (so model calls work) and returns its rows as Arrow.

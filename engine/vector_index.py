@@ -61,7 +61,8 @@ class VectorIndex:
     # index id -> DuckDB row id (-1: none), so a search's ids become rows without a query
     rows: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     # Vectors added since the snapshot, searched exactly beside the main index: appending to a
-    # FAISS flat store copies all of it (seconds at 1M rows); they join it when it is saved.
+    # FAISS flat store copies all of it (seconds at 1M rows), adding to a graph costs ~0.4 ms
+    # per vector; they join it when it is saved. IVF takes them into its lists at once.
     fresh_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     fresh_vectors: np.ndarray | None = None
     # Lookups derived from the above, rebuilt after a change: row id -> index id (sorted), and
@@ -132,6 +133,9 @@ class VectorIndex:
         if not len(ids):
             return
         vectors = _prepared(vectors, self.options.metric)
+        if self.options.kind == "ivf":  # appended to its lists in place: no copy, no rebuild
+            self.index.add_with_ids(vectors, ids.astype(np.int64))
+            return
         held = len(self.fresh_ids)
         wanted = held + len(vectors)
         if self._fresh_store is None or len(self._fresh_store) < wanted:
@@ -185,9 +189,10 @@ class VectorIndex:
         """(scores, ids) of the k best, best first; only `allowed` ids when given."""
         query = _prepared(query.reshape(1, -1), self.options.metric)
         params = self._params(k)
-        selector = None
-        if allowed is not None:
-            selector = faiss.IDSelectorBatch(allowed.astype(np.int64))
+        selector, bits = None, None
+        if allowed is not None:  # a bit per id: built 5-25x faster than a hashed id batch
+            bits = id_bitmap(allowed)
+            selector = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))  # bytes
         if self.tombstones:
             hidden = self._hidden()
             selector = hidden if selector is None else faiss.IDSelectorAnd(selector, hidden)
@@ -199,6 +204,7 @@ class VectorIndex:
                                               params=params)
             keep = labels[0] >= 0
             scores, ids = found[0][keep], labels[0][keep]
+        del bits  # the selector read it until here
         if len(self.fresh_ids) and self.fresh_vectors is not None:
             mask = np.ones(len(self.fresh_ids), dtype=bool) if allowed is None else in_set(
                 self.fresh_ids, allowed)
@@ -326,6 +332,13 @@ def in_set(values: np.ndarray, allowed: np.ndarray) -> np.ndarray:
     arrays: 20 ms for 200 candidates among 120,000 matching rows; a lookup table of the ids'
     range takes 0.5 ms."""
     return np.isin(values, allowed, kind="table")
+
+
+def id_bitmap(ids: np.ndarray) -> np.ndarray:
+    """FAISS's id bitmap: bit i (little-endian within each byte) set when i is in `ids`."""
+    mask = np.zeros(int(ids.max()) + 1 if len(ids) else 1, dtype=bool)
+    mask[ids] = True
+    return np.packbits(mask, bitorder="little")
 
 
 def _smallest(values: np.ndarray, k: int) -> np.ndarray:
