@@ -8,6 +8,7 @@ until the next rebuild.
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,7 +189,7 @@ class VectorIndex:
                ) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of the k best, best first; only `allowed` ids when given."""
         query = _prepared(query.reshape(1, -1), self.options.metric)
-        params = self._params(k)
+        params = self._params(k, None if allowed is None else len(allowed))
         selector, bits = None, None
         if allowed is not None:  # a bit per id: built 5-25x faster than a hashed id batch
             bits = id_bitmap(allowed)
@@ -278,7 +279,8 @@ class VectorIndex:
             self._positions = positions
         return self._positions
 
-    def _params(self, k: int) -> faiss.SearchParameters:
+    def _params(self, k: int, allowed: int | None = None) -> faiss.SearchParameters:
+        """FAISS's search parameters; `allowed`: how many ids a restricted search may return."""
         if self.options.kind == "hnsw":
             params = faiss.SearchParametersHNSW()
             # A deep search (a widening one asks for hundreds) keeps twice k candidates: with
@@ -286,7 +288,13 @@ class VectorIndex:
             params.efSearch = max(self.options.ef_search, 2 * k, 1)
         elif self.options.kind == "ivf":
             params = faiss.SearchParametersIVF()
-            params.nprobe = self.options.nprobe or max(8, self.options.nlist // 4)
+            nprobe = self.options.nprobe or max(8, self.options.nlist // 4)
+            if allowed is not None and allowed < self.index.ntotal:
+                # The k nearest matching rows lie as deep as the k / share nearest of all, in
+                # lists further out: probe 1 / share times as many (the lists' other rows are
+                # skipped unscored). 1M rows, 10% filter, nprobe 64: recall 0.83 -> see RESULTS.
+                nprobe = math.ceil(nprobe * self.index.ntotal / max(allowed, 1))
+            params.nprobe = min(nprobe, max(self.options.nlist, 1))
         else:
             params = faiss.SearchParameters()
         return params

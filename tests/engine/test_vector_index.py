@@ -495,3 +495,24 @@ def test_a_search_restricted_to_some_ids_returns_only_those(kind):
         assert set(ids.tolist()) <= set(allowed.tolist())
         if kind != "hnsw":  # a graph walk may miss rows this rare (the engine then gathers)
             assert len(ids) == K
+
+
+def test_an_ivf_search_restricted_to_a_few_rows_probes_further():
+    """The nearest matching rows of a 10% filter lie in lists further out than the nearest
+    rows do: the restricted search probes as many more lists, and finds them (here better than
+    an unfiltered search finds the nearest rows: it probes more lists)."""
+    from quarrydb.engine.vector_index import IndexOptions, VectorIndex
+
+    rng = np.random.default_rng(6)
+    vectors = rng.standard_normal((20_000, DIM)).astype(np.float32)
+    index = VectorIndex.build(DIM, IndexOptions(kind="ivf", nlist=128, nprobe=8), vectors,
+                              np.arange(20_000))
+    allowed = np.flatnonzero(np.arange(20_000) % 10 == 0)
+    recalls, unfiltered = [], []
+    for probe in rng.standard_normal((20, DIM)).astype(np.float32):
+        for allowed_ids, kept in ((allowed, recalls), (None, unfiltered)):
+            _, ids = index.search(probe, K, allowed_ids)
+            mask = np.ones(20_000, dtype=bool) if allowed_ids is None else np.isin(
+                np.arange(20_000), allowed_ids)
+            kept.append(len(set(ids.tolist()) & set(brute_force(vectors, probe, mask, K))) / K)
+    assert np.mean(recalls) >= 0.9 and np.mean(recalls) > np.mean(unfiltered)
