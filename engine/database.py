@@ -91,9 +91,19 @@ class Database:
         # the database was opened or last written (see vector_catalog).
         self.loaded_indexes: dict[str, Any] = {}
         self.synced_indexes: set[str] = set()
+        # ... and for some that are not, the row id from which on a diff is needed (rows before
+        # it are known unmoved); any other is diffed whole.
+        self.tail_diffs: dict[str, int] = {}
         self.index_null_rows: dict[str, int] = {}
         self.index_infos: list[Any] | None = None  # the catalog's rows, read once
         self.checkpoint_mark = self.file_mark()  # as of the last look (see vector_catalog)
+
+    def forget_syncs(self, name: str | None = None) -> None:
+        """Mark one index, or all, for a diff against its whole table (rows may have changed)."""
+        names = list(self.synced_indexes | set(self.tail_diffs)) if name is None else [name]
+        for each in names:
+            self.synced_indexes.discard(each)
+            self.tail_diffs.pop(each, None)
 
     def file_mark(self) -> object:
         """Changes whenever DuckDB checkpoints the file (None in memory). DuckDB has no SQL for

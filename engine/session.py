@@ -144,7 +144,7 @@ class Session:
             return self._run_with_models(tree, statement.kind)
         finally:
             if statement.kind not in READ_KINDS and noted is None:  # tables may have changed
-                self.database.synced_indexes.clear()
+                self.database.forget_syncs()
 
     def _engine_tree(self, text: str, params: Params
                      ) -> tuple[exp.Expression, index_scan.IndexQuery | None] | None:

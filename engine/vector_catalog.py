@@ -166,7 +166,9 @@ class VectorCatalog:
             self._forget_if_checkpointed()
             if name in self.database.synced_indexes:
                 break
-            self._sync(info, self.database.loaded_indexes[name])
+            start = self.database.tail_diffs.pop(name, 0)
+            self._sync(info, self.database.loaded_indexes[name],
+                       f"{{col}} >= {start}" if start else "TRUE")
             self._count_nulls(info)
             self.database.synced_indexes.add(name)
         return self.database.loaded_indexes[name]
@@ -174,34 +176,40 @@ class VectorCatalog:
     def _forget_if_checkpointed(self, undiffed_deletes: bool = False) -> None:
         """A DuckDB checkpoint compacts deleted rows, which moves row ids, and it may run at any
         commit (once the log passes checkpoint_threshold), ours included: after one, an index
-        is diffed against its whole table again (moved rows are re-pointed, see _moved_rows) —
-        unless no row it knows can have moved (see _rows_unmoved). `undiffed_deletes`: a write
-        not yet diffed may have deleted rows (all but a plain INSERT)."""
+        is diffed against its table again (moved rows are re-pointed, see _moved_rows), from
+        the first row that may have moved (see _first_movable_row). `undiffed_deletes`: a
+        write not yet diffed may have deleted rows (all but a plain INSERT)."""
         mark = self.database.file_mark()
         if mark == self.database.checkpoint_mark:
             return
         self.database.checkpoint_mark = mark
         for name in list(self.database.synced_indexes):
-            if undiffed_deletes or not self._rows_unmoved(name):
+            start = 0 if undiffed_deletes else self._first_movable_row(name)
+            if start is not None:
                 self.database.synced_indexes.discard(name)
+                self.database.tail_diffs[name] = min(start,
+                                                     self.database.tail_diffs.get(name, start))
 
-    def _rows_unmoved(self, name: str) -> bool:
-        """True when a checkpoint cannot have moved any row the index knows: the index holds
-        row ids 0..n-1 with no gap — every delete it saw left a gap, so none came before them —
-        and the table's own row ids have no gap either (nothing deleted is left to compact).
-        Rows appended meanwhile (after n-1) are the usual diff's. Checked in milliseconds where
-        a full diff hashes every row (about 1.5 s at 1M rows), which an append-only table
-        would otherwise pay at every checkpoint (DuckDB checkpoints every 16 MB of log)."""
+    def _first_movable_row(self, name: str) -> int | None:
+        """The lowest row id a checkpoint may have moved; None: it cannot have moved any.
+
+        A checkpoint compacts deleted rows, keeping the order of the others: only rows after
+        the first deleted one move. The index knows every row before its own first gap (a
+        delete it saw leaves one, a NULL input too), so none of those was deleted: rows from
+        that gap on are diffed, not the whole table. With no gap in the index nor in the
+        table's row ids, nothing is left to compact: no diff at all (rows appended meanwhile
+        are the usual diff's). A full diff hashes every row (about 1.5 s at 1M rows); a table
+        that only grows would otherwise pay it at every checkpoint (DuckDB's every 16 MB of
+        log), and one with a deleted tail at every checkpoint after."""
         info, index = self.info(name), self.database.loaded_indexes.get(name)
         if info is None or index is None:
-            return False
+            return 0
+        known = np.sort(index.rows[index.rows >= 0])
+        gaps = np.flatnonzero(known != np.arange(len(known)))
+        start = int(gaps[0]) if len(gaps) else len(known)
         rows, last = self.con.execute(
             f"SELECT count(*), coalesce(max(rowid), -1) FROM {info.table}").fetchall()[0]
-        known = index.rows[index.rows >= 0]
-        if rows != last + 1 or len(known) > rows:
-            return False
-        return not len(known) or (int(known.min()) == 0 and int(known.max()) == len(known) - 1
-                                  and int(np.bincount(known).max()) == 1)
+        return None if start == len(known) and rows == last + 1 else start
 
     def null_rows(self, name: str) -> int:
         """Rows of the table whose indexed input is NULL (not in the index), as of the last sync."""
@@ -264,7 +272,7 @@ class VectorCatalog:
                 self._sync_touched(info, self.database.loaded_indexes[name], noted)
                 self._count_nulls(info)
                 if self._indexable_rows(info) != self.database.loaded_indexes[name].size:
-                    self.database.synced_indexes.discard(name)  # not expected: diff it all
+                    self.database.forget_syncs(name)  # not expected: diff it all
             self.current(name)  # a full diff, where the index is no longer known current
 
     def _sync_touched(self, info: IndexInfo, index: VectorIndex, noted: dict[str, object]

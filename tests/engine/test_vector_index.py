@@ -369,6 +369,35 @@ def test_a_write_whose_checkpoint_moves_rows_leaves_the_index_current(tmp_path):
     assert top_k(cur, probe) == brute_force(vectors, probe, np.arange(MOVED_ROWS) >= 100_000, K)
 
 
+def test_after_a_checkpoint_only_rows_from_the_first_deleted_one_are_diffed(tmp_path,
+                                                                            monkeypatch):
+    """A checkpoint keeps the order of the rows it compacts: those before the first deleted row
+    keep their row ids. The index is diffed from there on, not from the table's first row."""
+    from quarrydb.engine.vector_catalog import VectorCatalog
+
+    scopes: list[str] = []
+    sync = VectorCatalog._sync
+    monkeypatch.setattr(VectorCatalog, "_sync", lambda self, info, index, scope="TRUE": (
+        scopes.append(scope), sync(self, info, index, scope))[1])
+    con, cur, vectors, before = indexed_table_to_compact(tmp_path / "moved.quarry")
+    cur.execute("DELETE FROM items WHERE id >= 50000 AND id < 200000")
+    cur.execute("SELECT rowid FROM items WHERE id = 240000")
+    before = cur.fetchone()[0]
+    scopes.clear()  # (the DELETE's own sync may diff everything: it is not an append)
+    cur.execute("SET checkpoint_threshold = '1KB'")  # the INSERT's commit checkpoints
+    cur.execute(f"INSERT INTO items VALUES ({MOVED_ROWS}, {[0.5] * MOVED_DIM}::FLOAT[])")
+    cur.execute("SELECT rowid FROM items WHERE id = 240000")
+    assert cur.fetchone()[0] != before  # the premise: the checkpoint moved the row
+    assert "{col} >= 50000" in scopes and "TRUE" not in scopes
+    assert cur._session.vectors.info("item_vec").next_id == MOVED_ROWS + 1  # moved: re-pointed
+    everything = np.concatenate([vectors, np.full((1, MOVED_DIM), 0.5, dtype=np.float32)])
+    kept = (np.arange(MOVED_ROWS + 1) < 50_000) | (np.arange(MOVED_ROWS + 1) >= 200_000)
+    for seed in range(3):
+        probe = np.random.default_rng(seed).standard_normal(MOVED_DIM).astype(np.float32)
+        assert top_k(cur, probe) == brute_force(everything, probe, kept, K)
+    con.close()
+
+
 def test_a_checkpoint_at_a_write_to_another_table_is_noticed(tmp_path):
     """The checkpoint that compacts this table may run at the commit of any statement: here an
     INSERT into another table. The next search notices it and re-points the moved rows."""
