@@ -291,9 +291,10 @@ class VectorIndex:
             nprobe = self.options.nprobe or max(8, self.options.nlist // 4)
             if allowed is not None and allowed < self.index.ntotal:
                 # The k nearest matching rows lie as deep as the k / share nearest of all, in
-                # lists further out: probe 1 / share times as many (the lists' other rows are
-                # skipped unscored). 1M rows, 10% filter, nprobe 64: recall 0.83 -> see RESULTS.
-                nprobe = math.ceil(nprobe * self.index.ntotal / max(allowed, 1))
+                # lists further out; the lists' other rows are skipped unscored. Measured on 1M
+                # rows, nprobe 64, a 10% filter: recall 0.81 as is, 0.985 with 1 / sqrt(share)
+                # times the lists (6.5 ms), 1.000 with 1 / share times (20 ms).
+                nprobe = math.ceil(nprobe * math.sqrt(self.index.ntotal / max(allowed, 1)))
             params.nprobe = min(nprobe, max(self.options.nlist, 1))
         else:
             params = faiss.SearchParameters()
