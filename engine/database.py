@@ -100,10 +100,12 @@ class Database:
 
     def forget_syncs(self, name: str | None = None) -> None:
         """Mark one index, or all, for a diff against its whole table (rows may have changed)."""
-        names = list(self.synced_indexes | set(self.tail_diffs)) if name is None else [name]
-        for each in names:
-            self.synced_indexes.discard(each)
-            self.tail_diffs.pop(each, None)
+        if name is None:
+            self.synced_indexes.clear()
+            self.tail_diffs.clear()
+        else:
+            self.synced_indexes.discard(name)
+            self.tail_diffs.pop(name, None)
 
     def file_mark(self) -> object:
         """Changes whenever DuckDB checkpoints the file (None in memory). DuckDB has no SQL for

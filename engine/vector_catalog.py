@@ -187,8 +187,7 @@ class VectorCatalog:
             start = 0 if undiffed_deletes else self._first_movable_row(name)
             if start is not None:
                 self.database.synced_indexes.discard(name)
-                self.database.tail_diffs[name] = min(start,
-                                                     self.database.tail_diffs.get(name, start))
+                self.database.tail_diffs[name] = start
 
     def _first_movable_row(self, name: str) -> int | None:
         """The lowest row id a checkpoint may have moved; None: it cannot have moved any.

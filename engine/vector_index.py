@@ -190,9 +190,9 @@ class VectorIndex:
         """(scores, ids) of the k best, best first; only `allowed` ids when given."""
         query = _prepared(query.reshape(1, -1), self.options.metric)
         params = self._params(k, None if allowed is None else len(allowed))
-        selector, bits = None, None
+        selector = None
         if allowed is not None:  # a bit per id: built 5-25x faster than a hashed id batch
-            bits = id_bitmap(allowed)
+            bits = id_bitmap(allowed)  # a local: the selector points into it until we return
             selector = faiss.IDSelectorBitmap(len(bits), faiss.swig_ptr(bits))  # bytes
         if self.tombstones:
             hidden = self._hidden()
@@ -205,7 +205,6 @@ class VectorIndex:
                                               params=params)
             keep = labels[0] >= 0
             scores, ids = found[0][keep], labels[0][keep]
-        del bits  # the selector read it until here
         if len(self.fresh_ids) and self.fresh_vectors is not None:
             mask = np.ones(len(self.fresh_ids), dtype=bool) if allowed is None else in_set(
                 self.fresh_ids, allowed)
