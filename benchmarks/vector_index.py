@@ -45,7 +45,7 @@ import quarrydb  # noqa: E402
 K = 10
 FILTERS = {"unfiltered": None, "1%": 10, "10%": 100}  # bucket < n keeps n/1000 of the rows
 KIND_OPTIONS = {"flat": "kind = 'flat'", "ivf": "kind = 'ivf', nlist = 1024, nprobe = 64",
-                "hnsw": "kind = 'hnsw', m = 32, ef_construction = 64"}
+                "hnsw": "kind = 'hnsw'"}  # HNSW with the engine's defaults (m 32, efc 80)
 STRUCTURED_LATENT, STRUCTURED_NOISE = 24, 0.3
 
 
