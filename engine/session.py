@@ -143,7 +143,8 @@ class Session:
                 return self._run_duckdb(to_sql(tree), None, statement.kind)
             return self._run_with_models(tree, statement.kind)
         finally:
-            if statement.kind not in READ_KINDS and noted is None:  # tables may have changed
+            if (statement.kind not in READ_KINDS and noted is None
+                    and not statements.is_checkpoint(statement)):  # tables may have changed
                 self.database.forget_syncs()
 
     def _engine_tree(self, text: str, params: Params

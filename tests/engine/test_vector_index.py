@@ -450,6 +450,28 @@ def test_checkpoints_of_an_append_only_table_need_no_full_diff(tmp_path, monkeyp
     con.close()
 
 
+def test_an_explicit_checkpoint_leaves_the_index_kept_current_by_writes(tmp_path):
+    """CHECKPOINT changes no row, though it may move row ids like any checkpoint: the writes
+    after it still keep the index current themselves, instead of leaving the next search a
+    diff of the whole table."""
+    con, cur, vectors, before = indexed_table_to_compact(tmp_path / "moved.quarry")
+    cur.execute("DELETE FROM items WHERE id < 100000")
+    cur.execute("CHECKPOINT")
+    cur.execute("SELECT rowid FROM items WHERE id = 200000")
+    assert cur.fetchone()[0] != before  # the premise: the checkpoint moved the rows
+    extra = np.full((1, MOVED_DIM), 0.5, dtype=np.float32)
+    cur.execute(f"INSERT INTO items VALUES ({MOVED_ROWS}, {extra[0].tolist()}::FLOAT[])")
+    assert "item_vec" in con._database.synced_indexes  # the INSERT left nothing to diff
+    assert con._database.loaded_indexes["item_vec"].size == 150_001
+    assert cur._session.vectors.info("item_vec").next_id == MOVED_ROWS + 1  # moved: re-pointed
+    everything = np.concatenate([vectors, extra])
+    kept = np.arange(MOVED_ROWS + 1) >= 100_000
+    for seed in range(3):
+        probe = np.random.default_rng(seed).standard_normal(MOVED_DIM).astype(np.float32)
+        assert top_k(cur, probe) == brute_force(everything, probe, kept, K)
+    con.close()
+
+
 def test_each_delete_hides_its_rows_from_the_next_hnsw_search(cur):
     """HNSW hides deleted vectors behind a selector it keeps between searches: every delete
     must reach the next search. (A stale selector would still give the right rows, through the
