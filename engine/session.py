@@ -42,6 +42,7 @@ from quarrydb.udfs.device import default_device, validate_device
 
 Params = Sequence[Any] | Mapping[str, Any] | None
 ROW_COUNT_KINDS = {"INSERT", "UPDATE", "DELETE"}
+NOTED_WRITE_KINDS = ROW_COUNT_KINDS | {"COPY"}  # writes whose rows an index is kept current for
 READ_KINDS = {"SELECT", "EXPLAIN", "PRAGMA", "SET", "VARIABLE_SET", "TRANSACTION", "UNKNOWN"}
 SEARCH_FUNCTIONS = frozenset({"similarity", "distance"})
 # DuckDB warns that Arrow from a plain statement costs a copy: wanted for a top-k (_run_duckdb).
@@ -144,7 +145,7 @@ class Session:
             return self._run_with_models(tree, statement.kind)
         finally:
             if (statement.kind not in READ_KINDS and noted is None
-                    and not statements.is_checkpoint(statement)):  # tables may have changed
+                    and not statements.changes_no_rows(statement)):  # tables may have changed
                 self.database.forget_syncs()
 
     def _engine_tree(self, text: str, params: Params
@@ -190,9 +191,10 @@ class Session:
 
     def _note_write(self, statement: statements.Statement, params: Params
                     ) -> dict[str, object] | None:
-        """For a plain INSERT / UPDATE / DELETE on an indexed table: what it may touch, so the
-        index is updated for those rows only. None: the next search diffs the whole table."""
-        if statement.kind not in ROW_COUNT_KINDS or params or not self.vectors.all():
+        """For a plain INSERT / UPDATE / DELETE or a COPY ... FROM on an indexed table: what it
+        may touch, so the index is updated for those rows only. None: the next search diffs the
+        whole table."""
+        if statement.kind not in NOTED_WRITE_KINDS or params or not self.vectors.all():
             return None
         try:
             tree = sqlglot.parse_one(statement.text, dialect=DIALECT)
@@ -208,10 +210,13 @@ class Session:
         if isinstance(tree, (exp.Update, exp.Delete)):
             condition = to_sql(where.this) if where is not None else "TRUE"
             rows_sql = f"SELECT rowid FROM {table} WHERE {condition}"
+        elif isinstance(tree, exp.Copy):
+            if tree.args.get("kind") is not True:  # COPY ... TO: no row changes
+                return None
         elif not isinstance(tree, exp.Insert):
             return None
-        appends_only = isinstance(tree, exp.Insert) and not (
-            tree.args.get("conflict") or tree.args.get("alternative"))
+        appends_only = isinstance(tree, exp.Copy) or (isinstance(tree, exp.Insert) and not (
+            tree.args.get("conflict") or tree.args.get("alternative")))
         try:
             return self.vectors.before_write(table, rows_sql, appends_only)
         except duckdb.Error:

@@ -21,6 +21,9 @@ _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?P<analyze>ANALY[SZ]E\s+)?(?P<body>.*)$",
                       re.IGNORECASE | re.DOTALL)
 _STRING = re.compile(r"'(?:[^']|'')*'")
 _CHECKPOINT = re.compile(r"^\s*(?:FORCE\s+)?CHECKPOINT\b", re.IGNORECASE)
+# COPY (query) TO ... or COPY table [(columns)] TO ...: the other direction is COPY ... FROM.
+_COPY_TO = re.compile(r'^\s*COPY\s+(?:\(|(?:"[^"]*"|[\w.])+\s*(?:\([^)]*\)\s*)?TO\b)',
+                      re.IGNORECASE)
 CACHED_TEXT_MAX = 4096  # longer texts are not kept in memory
 CACHED_STATEMENTS = 256  # texts kept (split, parsed, printed as index searches)
 
@@ -50,11 +53,14 @@ def _split(sql: str) -> tuple[Statement, ...]:
 _kept_split = functools.lru_cache(maxsize=CACHED_STATEMENTS)(_split)
 
 
-def is_checkpoint(statement: Statement) -> bool:
-    """CHECKPOINT [database]: DuckDB runs it as a CALL, a kind that may write anything, but it
-    changes no row. The row ids it may move are noticed as after any checkpoint (by the file's
-    count of them, see vector_catalog), so indexes need not be diffed in full after it."""
-    return statement.kind == "CALL" and _CHECKPOINT.match(statement.text) is not None
+def changes_no_rows(statement: Statement) -> bool:
+    """Statements of kinds that may write, which change no table's rows: CHECKPOINT [database]
+    (DuckDB runs it as a CALL) and COPY ... TO a file. After them indexes need not be diffed in
+    full; the row ids a checkpoint may move are noticed as after any checkpoint (by the file's
+    count of them, see vector_catalog)."""
+    if statement.kind == "CALL":
+        return _CHECKPOINT.match(statement.text) is not None
+    return statement.kind == "COPY" and _COPY_TO.match(statement.text) is not None
 
 
 def setting(text: str) -> tuple[str, str] | None:

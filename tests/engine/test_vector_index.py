@@ -472,6 +472,37 @@ def test_an_explicit_checkpoint_leaves_the_index_kept_current_by_writes(tmp_path
     con.close()
 
 
+def test_copy_from_keeps_the_index_current_and_copy_to_leaves_it_so(tmp_path):
+    """COPY ... FROM appends rows like an INSERT: the index takes them at once. COPY ... TO
+    writes a file and changes no row: the index stays known current (no full diff after)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    con = quarrydb.connect(tmp_path / "copy.quarry")
+    cur = con.cursor()
+    vectors = make_vectors(cur, 3000)
+    cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'flat')")
+    extra = np.random.default_rng(9).standard_normal((200, DIM)).astype(np.float32)
+    ids = np.arange(3000, 3200)
+    pq.write_table(pa.table({"id": ids, "bucket": ids % 1000,
+                             "v": pa.array(list(extra), pa.list_(pa.float32()))}),
+                   tmp_path / "more.parquet")
+    cur.execute(f"COPY items FROM '{tmp_path / 'more.parquet'}'")
+    assert "item_vec" in con._database.synced_indexes  # the COPY left nothing to diff
+    assert con._database.loaded_indexes["item_vec"].size == 3200
+    cur.execute(f"COPY (SELECT id FROM items WHERE bucket < 5) TO '{tmp_path / 'out.csv'}'")
+    cur.execute(f"COPY items TO '{tmp_path / 'all.parquet'}'")
+    assert "item_vec" in con._database.synced_indexes
+    assert (tmp_path / "out.csv").read_text().count("\n") == 1 + 20  # header, ids < 5 twice
+    everything = np.concatenate([vectors, extra])
+    for seed in range(3):
+        probe = np.random.default_rng(seed).standard_normal(DIM).astype(np.float32)
+        assert top_k(cur, probe) == brute_force(everything, probe, np.ones(3200, dtype=bool), K)
+        assert top_k(cur, probe, "bucket < 5") == brute_force(
+            everything, probe, np.concatenate([np.arange(3000), ids]) % 1000 < 5, K)
+    con.close()
+
+
 def test_each_delete_hides_its_rows_from_the_next_hnsw_search(cur):
     """HNSW hides deleted vectors behind a selector it keeps between searches: every delete
     must reach the next search. (A stale selector would still give the right rows, through the
