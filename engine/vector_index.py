@@ -323,6 +323,30 @@ class VectorIndex:
                  removed=removed.astype(np.int64))
         return buffer.getvalue()
 
+    @staticmethod
+    def merged_deltas(parts: list[bytes]) -> tuple[bytes, int]:
+        """Changes saved one after another (see delta_bytes) as one file that replays the
+        same, and the rows it holds. An id is added once at most (ids only grow), so an id
+        added and later removed is in neither list, and a removal of one of the snapshot's
+        ids stays a removal."""
+        added, vectors, removed = [], [], []
+        for data in parts:
+            with np.load(io.BytesIO(data)) as delta:
+                if len(delta["added"]):  # a change that only removes saves no vectors
+                    added.append(delta["added"])
+                    vectors.append(delta["vectors"])
+                removed.append(delta["removed"])
+        all_removed = np.concatenate(removed)
+        if not added:
+            return VectorIndex.delta_bytes(np.zeros(0), np.zeros((0, 1)), all_removed), len(
+                all_removed)
+        all_added, stacked = np.concatenate(added), np.concatenate(vectors)
+        kept = ~in_set(all_added, all_removed) if len(all_removed) else np.ones(
+            len(all_added), dtype=bool)
+        still_removed = all_removed[~in_set(all_removed, all_added)]
+        return (VectorIndex.delta_bytes(all_added[kept], stacked[kept], still_removed),
+                int(kept.sum()) + len(still_removed))
+
     @classmethod
     def load(cls, path: Path, dim: int, options: IndexOptions, tombstones: set[int]
              ) -> tuple[VectorIndex, str]:

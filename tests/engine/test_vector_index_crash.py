@@ -22,8 +22,11 @@ import quarrydb
 DIM = 16
 
 CHILD = textwrap.dedent("""
-    import sys, numpy as np, pyarrow as pa, quarrydb
+    import os, sys, numpy as np, pyarrow as pa, quarrydb
+    from quarrydb.engine import vector_catalog
     path, mode = sys.argv[1], sys.argv[2]
+    if mode == "insert-merge":  # the third change folds the two delta files before it into one
+        vector_catalog.MAX_DELTAS = 2
     con = quarrydb.connect(path)
     cur = con.cursor()
     # Inserted rows draw from another seed: with the same one row 100000 + i would repeat row
@@ -48,11 +51,15 @@ CHILD = textwrap.dedent("""
             cur.fetchall()
             i += 1
             print(i, flush=True)
+            if mode == "insert-merge" and i == 100002:  # die in that fold, not before
+                os.environ["QUARRYDB_CRASH_AT"] = os.environ.get("QUARRYDB_CRASH_LATER", "")
 """).format(dim=DIM)
 
 
 def run_child(path, mode: str, kill_after: float, crash_at: str = "") -> str:
-    env = dict(os.environ, QUARRYDB_CRASH_AT=crash_at)
+    later = mode == "insert-merge"
+    env = dict(os.environ, QUARRYDB_CRASH_AT="" if later else crash_at,
+               QUARRYDB_CRASH_LATER=crash_at if later else "")
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), mode],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
@@ -112,6 +119,15 @@ def test_kill_while_inserts_keep_the_index_current(tmp_path, built, crash_at):
     shutil.copytree(built, path)
     out = run_child(path, "insert", 60, crash_at)
     assert "100000" not in out.split()  # it died in the first sync after an insert
+    check_answers(path)
+
+
+@pytest.mark.parametrize("crash_at", ["half_written:.npz", *STEPS])
+def test_kill_while_delta_files_are_folded_into_one(tmp_path, built, crash_at):
+    path = tmp_path / "crash.quarry"
+    shutil.copytree(built, path)
+    out = run_child(path, "insert-merge", 60, crash_at).split()
+    assert "100002" in out and "100003" not in out  # it died in the third change's fold
     check_answers(path)
 
 
