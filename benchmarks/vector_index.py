@@ -192,7 +192,7 @@ def run_data(data: str, args: argparse.Namespace, work: Path) -> None:
         timed_queries(cur, queries[:1], "")
         first_query = time.perf_counter() - started
         # New vectors are searched beside a flat or HNSW index until its snapshot is next
-        # rewritten (HNSW: after 10% of the rows changed; any kind: after 32 changes); joining
+        # rewritten (after 10% of the rows changed for HNSW, 100% for flat); joining
         # them and writing the snapshot then is counted here in full against this one insert:
         # a pessimistic bound (the rounds below spread it over the inserts it serves).
         started = time.perf_counter()

@@ -141,7 +141,7 @@ class VectorIndex:
         wanted = held + len(vectors)
         if self._fresh_store is None or len(self._fresh_store) < wanted:
             # Room to spare, grown by half when full: appending copies the new vectors, not all
-            # those held (a flat index holds up to a third of its rows here, see vector_catalog).
+            # those held (a flat index may hold as many here as in its snapshot: vector_catalog).
             grown = np.empty((max(wanted + wanted // 2, 1024), vectors.shape[1]),
                              dtype=np.float32)
             if self.fresh_vectors is not None:
