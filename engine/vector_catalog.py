@@ -53,9 +53,11 @@ CREATE TABLE IF NOT EXISTS {ROWS} (
 );
 """
 REBUILD_TOMBSTONE_SHARE = 0.25
-# Changes kept as small files beside the snapshot; one more folds them into one file (a
-# snapshot rewrite costs 6-12 s at 1M rows: single-row INSERTs paid it every 32 rows).
+# Changes kept as small files beside the snapshot; one more folds them into one file while
+# they hold few rows (a snapshot rewrite costs 6-12 s at 1M rows: single-row INSERTs paid it
+# every 32 rows), or rewrites the snapshot when a fold would cost near as much (1% INSERTs).
 MAX_DELTAS = 32
+FOLD_MAX_SHARE = 0.1
 # The rows changes may hold before the snapshot is rewritten, as a share of its rows. New
 # vectors are searched exactly beside a flat or HNSW index until then: for flat that is what the
 # index does anyway, so only the rewrite (the whole snapshot: 5-9 s at 1M x 384) is weighed;
@@ -393,20 +395,21 @@ class VectorCatalog:
         """File first (atomically), then the DuckDB transaction that records its checksum.
 
         A change is saved as a small delta file beside the snapshot (many of them are folded
-        into one, MAX_DELTAS); the snapshot itself is rewritten on a rebuild, or once the
-        deltas hold a share of its rows (MAX_DELTA_SHARE)."""
+        into one, MAX_DELTAS); the snapshot itself is rewritten on a rebuild, once the deltas
+        hold a share of its rows (MAX_DELTA_SHARE), or where a fold would cost near as much."""
         self.database.index_infos = None  # `info` was changed: reread once this is committed
         folder = self._folder(info.name)
         obsolete: list[str] = []
         if folder is not None:
             delta_rows = sum(d[2] for d in info.deltas) + len(vids) + len(gone)
-            compact = replace or (
-                delta_rows > MAX_DELTA_SHARE[info.options.kind] * max(index.index.ntotal, 1))
-            if compact or vectors is None:
+            share = delta_rows / max(index.index.ntotal, 1)
+            fold = len(info.deltas) >= MAX_DELTAS
+            if (replace or vectors is None or share > MAX_DELTA_SHARE[info.options.kind]
+                    or (fold and share > FOLD_MAX_SHARE)):
                 info.checksum = index.save(folder / "index.faiss")
                 obsolete = [d[0] for d in info.deltas]
                 info.deltas = []
-            elif len(info.deltas) >= MAX_DELTAS:  # many small changes: folded into one file
+            elif fold:  # many small changes: folded into one file
                 parts = [(folder / d[0]).read_bytes() for d in info.deltas]
                 data, rows = VectorIndex.merged_deltas(
                     parts + [VectorIndex.delta_bytes(vids, vectors, gone)])

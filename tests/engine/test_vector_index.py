@@ -289,6 +289,36 @@ def test_many_small_changes_are_folded_into_one_file_not_a_snapshot_rewrite(tmp_
     assert rebuilt == []
 
 
+def test_large_changes_rewrite_the_snapshot_where_a_fold_would_cost_as_much(tmp_path,
+                                                                           monkeypatch):
+    """Past MAX_DELTAS changes that hold more than FOLD_MAX_SHARE of the rows (1% INSERTs at
+    1M rows), folding them would write near as much as the snapshot: it is rewritten."""
+    import pyarrow as pa
+
+    from quarrydb.engine import vector_catalog
+
+    monkeypatch.setattr(vector_catalog, "MAX_DELTAS", 3)
+    con = quarrydb.connect(tmp_path / "items.quarry")
+    cur = con.cursor()
+    vectors = make_vectors(cur, 3000)
+    cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'flat')")
+    snapshot = cur._session.vectors.info("item_vec").checksum
+    extra = np.random.default_rng(11).standard_normal((600, DIM)).astype(np.float32)
+    for batch in range(4):  # 150 rows each: 600 > 10% of 3000 by the fourth
+        rows = range(150 * batch, 150 * (batch + 1))
+        cur.register("more", pa.table({"id": pa.array([3000 + i for i in rows]),
+                                       "v": pa.array(list(extra[150 * batch:150 * (batch + 1)]),
+                                                     pa.list_(pa.float32()))}))
+        cur.execute("INSERT INTO items SELECT id, 0, v FROM more")
+        info = cur._session.vectors.info("item_vec")
+        assert (info.checksum == snapshot) == (batch < 3)
+    assert info.deltas == []
+    everything = np.concatenate([vectors, extra])
+    probe = np.random.default_rng(12).standard_normal(DIM).astype(np.float32)
+    assert top_k(cur, probe) == brute_force(everything, probe, np.ones(3600, dtype=bool), K)
+    con.close()
+
+
 def test_index_errors_are_clear(cur):
     make_vectors(cur, 100)
     with pytest.raises(quarrydb.ProgrammingError, match="index kind must be one of"):
