@@ -329,20 +329,17 @@ class VectorIndex:
         same, and the rows it holds. An id is added once at most (ids only grow), so an id
         added and later removed is in neither list, and a removal of one of the snapshot's
         ids stays a removal."""
-        added, vectors, removed = [], [], []
+        none = np.zeros(0, dtype=np.int64)
+        added, vectors, removed = [none], [np.zeros((0, 1), dtype=np.float32)], [none]
         for data in parts:
             with np.load(io.BytesIO(data)) as delta:
-                if len(delta["added"]):  # a change that only removes saves no vectors
-                    added.append(delta["added"])
-                    vectors.append(delta["vectors"])
+                added.append(delta["added"])
                 removed.append(delta["removed"])
-        all_removed = np.concatenate(removed)
-        if not added:
-            return VectorIndex.delta_bytes(np.zeros(0), np.zeros((0, 1)), all_removed), len(
-                all_removed)
-        all_added, stacked = np.concatenate(added), np.concatenate(vectors)
-        kept = ~in_set(all_added, all_removed) if len(all_removed) else np.ones(
-            len(all_added), dtype=bool)
+                if len(delta["added"]):  # a change that only removes saves no vectors to stack
+                    vectors.append(delta["vectors"])
+        all_added, all_removed = np.concatenate(added), np.concatenate(removed)
+        stacked = np.concatenate(vectors[1:]) if len(vectors) > 1 else vectors[0]
+        kept = ~in_set(all_added, all_removed)
         still_removed = all_removed[~in_set(all_removed, all_added)]
         return (VectorIndex.delta_bytes(all_added[kept], stacked[kept], still_removed),
                 int(kept.sum()) + len(still_removed))
