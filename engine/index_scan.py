@@ -82,6 +82,8 @@ def match(tree: exp.Expression, catalog: VectorCatalog, names: frozenset[str]
         return None
     if tree.args.get("distinct") or tree.args.get("having") or tree.args.get("offset"):
         return None
+    if tree.args.get("qualify") or any(e.find(exp.Window, exp.AggFunc) for e in tree.expressions):
+        return None  # windows and aggregates would see the candidates only, not every row
     order, limit = tree.args.get("order"), tree.args.get("limit")
     value = limit.expression if isinstance(limit, exp.Limit) else None
     if order is None or len(order.expressions) != 1 or not (

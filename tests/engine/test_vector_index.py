@@ -90,6 +90,24 @@ def test_unfiltered_search_and_distance_form(cur):
     assert [r[0] for r in cur.fetchall()] == expected
 
 
+
+def test_window_functions_over_a_search_see_every_row_not_the_candidates(cur):
+    """A window (or QUALIFY) is computed before ORDER BY ... LIMIT, over every row: the index
+    is not used for such a query, which gives DuckDB's answer."""
+    vectors = make_vectors(cur, 3000)
+    cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'flat')")
+    probe = np.random.default_rng(8).standard_normal(DIM).astype(np.float32)
+    vector = "[" + ", ".join(f"{x:.7f}" for x in probe) + "]::FLOAT[]"
+    best = brute_force(vectors, probe, np.ones(3000, bool), 3)
+    order = f"ORDER BY similarity(v, {vector}) DESC LIMIT 3"
+    cur.execute(f"SELECT id, count(*) OVER () AS n, row_number() OVER (ORDER BY id) AS r"
+                f" FROM items {order}")
+    assert cur.fetchall() == [(i, 3000, i + 1) for i in best]
+    cur.execute(f"SELECT id FROM items QUALIFY row_number() OVER (ORDER BY id) > 10 {order}")
+    assert [r[0] for r in cur.fetchall()] == brute_force(vectors, probe, np.arange(3000) >= 10, 3)
+    cur.execute(f"EXPLAIN SELECT id, count(*) OVER () FROM items {order}")
+    assert "index scan" not in dict(cur.fetchall())
+
 def test_candidates_come_in_the_index_order_without_scoring_again(cur):
     vectors = make_vectors(cur, 3000)
     cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'flat')")
