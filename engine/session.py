@@ -240,7 +240,8 @@ class Session:
         if rows is not None:
             sql = None if params else self._search_templates.sql(text, tree, query, rows)
             if sql is not None:
-                return self._run_duckdb(sql, None, kind, top_k=True)
+                ranked = rows if index_scan.ranks_candidates(query) else None
+                return self._run_duckdb(sql, None, kind, top_k=True, ranked=ranked)
             index_scan.restrict(tree, query, index_scan.listed(rows))
         if model_call_nodes(tree, self.registry):
             return self._run_with_models(tree, kind)
@@ -255,13 +256,16 @@ class Session:
             vector = np.asarray(probe.column(0)[0].as_py(), dtype=np.float32)
         return vector
 
-    def _run_duckdb(self, text: str, params: Params, kind: str, top_k: bool = False
-                    ) -> Result:
+    def _run_duckdb(self, text: str, params: Params, kind: str, top_k: bool = False,
+                    ranked: list[int] | None = None) -> Result:
         """DuckDB's answer as Arrow. `top_k`: a LIMIT k search, a few rows, fetched the
-        cheapest way there is (see _top_k_arrow)."""
+        cheapest way there is (see _top_k_arrow); `ranked`: its candidate rows, in the order
+        the answer takes (see index_scan.in_candidate_order)."""
         try:
             if top_k:
                 table = _top_k_arrow(self.con, text)
+                if ranked is not None:
+                    table = index_scan.in_candidate_order(table, ranked)
             else:
                 relation = self.con.sql(text, params=params if params else None)
                 table = relation.to_arrow_table() if relation is not None else None
