@@ -27,7 +27,7 @@ from quarrydb.engine.database import Database
 from quarrydb.engine.errors import Error, ProgrammingError, from_duckdb
 from quarrydb.engine.executor import Progress, Settings
 from quarrydb.engine.planner import StagePlanner
-from quarrydb.engine.search_sql import SearchTemplates, literal_vector
+from quarrydb.engine.search_sql import KeptSearches, SearchTemplates, literal_vector
 from quarrydb.engine.sqltree import (
     DIALECT,
     put_vectors_back,
@@ -76,6 +76,8 @@ class Session:
         self._proxy: proxy_rule.ProxyOptions | None = None  # this statement's, if it has one
         self._search_templates = SearchTemplates(
             lambda tree: bool(model_call_nodes(tree, self.registry)))
+        self._kept_searches = KeptSearches(
+            lambda: (self.vectors.all(), self.registry.function_names))
 
     def close(self) -> None:
         self.con.close()
@@ -114,6 +116,9 @@ class Session:
 
     def _execute_text(self, statement: statements.Statement, params: Params) -> Result:
         text = statement.text  # long vector literals set aside
+        kept = None if params else self._kept_searches.get(text)
+        if kept is not None:  # the same search as before, with other vectors
+            return self._run_index_search(text, *kept, None, statement.kind)
         assignment = statements.setting(text)
         if assignment and self._apply_setting(*assignment):
             return Result(None)
@@ -139,6 +144,8 @@ class Session:
                 return result
             tree, query = work
             if query is not None:
+                if not params:
+                    self._kept_searches.keep(text, tree, query)
                 return self._run_index_search(text, tree, query, params, statement.kind)
             if not model_call_nodes(tree, self.registry):
                 return self._run_duckdb(to_sql(tree), None, statement.kind)
@@ -235,16 +242,16 @@ class Session:
     def _run_index_search(self, text: str, tree: exp.Expression, query: index_scan.IndexQuery,
                           params: Params, kind: str) -> Result:
         """A search an index answers: its candidate rows, then DuckDB on them (or the planner,
-        where the statement calls models)."""
+        where the statement calls models). `tree` is left unchanged: it may be a kept one."""
         rows = index_scan.candidates(query, self.vectors, self._probe_vector(query))
         if rows is not None:
             sql = None if params else self._search_templates.sql(text, tree, query, rows)
             if sql is not None:
                 ranked = rows if index_scan.ranks_candidates(query) else None
                 return self._run_duckdb(sql, None, kind, top_k=True, ranked=ranked)
-            index_scan.restrict(tree, query, index_scan.listed(rows))
+            tree = index_scan.restrict(tree.copy(), query, index_scan.listed(rows))
         if model_call_nodes(tree, self.registry):
-            return self._run_with_models(tree, kind)
+            return self._run_with_models(tree.copy(), kind)
         return self._run_duckdb(to_sql(tree), None, kind, top_k=True)
 
     def _probe_vector(self, query: index_scan.IndexQuery) -> np.ndarray:

@@ -149,6 +149,32 @@ def test_a_search_repeated_with_other_vectors_and_parameters_answers_each(cur, f
             vectors, probe, np.arange(3000) % 1000 < cutoff, K)
 
 
+def test_a_kept_search_follows_its_index_and_is_never_changed_by_a_run(cur):
+    """A search's parse and index match are kept by its text (vectors set aside): dropping or
+    replacing the index is seen, and a run that restricts the statement (here: one calling a
+    model, which the planner runs) leaves the kept parse as it was for the next vectors."""
+    vectors = make_vectors(cur, 3000)
+    cur.execute("ALTER TABLE items ADD COLUMN body VARCHAR DEFAULT 'note'")
+    cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'flat')")
+    rng = np.random.default_rng(6)
+    every_row = np.ones(3000, dtype=bool)
+    for _ in range(2):
+        probe = rng.standard_normal(DIM).astype(np.float32)
+        vector = "[" + ", ".join(f"{x:.7f}" for x in probe) + "]::FLOAT[]"
+        cur.execute(f"SELECT id, len(embed(body)) FROM items ORDER BY similarity(v, {vector})"
+                    f" DESC LIMIT 3")
+        assert [r[0] for r in cur.fetchall()] == brute_force(vectors, probe, every_row, 3)
+    probe = rng.standard_normal(DIM).astype(np.float32)
+    expected = brute_force(vectors, probe, every_row, K)
+    assert top_k(cur, probe) == expected
+    cur.execute("DROP INDEX item_vec")
+    assert top_k(cur, probe) == expected  # DuckDB's answer: no index named item_vec to ask
+    cur.execute("CREATE INDEX item_hnsw ON items USING faiss (v) WITH (kind = 'hnsw')")
+    assert top_k(cur, probe) == expected
+    cur.execute(f"EXPLAIN SELECT id FROM items ORDER BY similarity(v, {vector}) DESC LIMIT {K}")
+    assert "item_hnsw" in dict(cur.fetchall())["index scan"]
+
+
 def test_an_inner_product_index_leaves_the_cosine_order_to_duckdb(cur):
     """An ip index ranks by inner product; similarity() orders by cosine: DuckDB orders."""
     vectors = make_vectors(cur, 3000) * np.linspace(0.1, 10, 3000, dtype=np.float32)[:, None]
