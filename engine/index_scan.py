@@ -212,8 +212,8 @@ def in_candidate_order(table: pa.Table, rows: list[int]) -> pa.Table:
     `rows`, without the row id column that tells it."""
     rank = {row: position for position, row in enumerate(rows)}
     found = table.column(table.num_columns - 1).to_pylist()
-    return table.remove_column(table.num_columns - 1).take(
-        sorted(range(len(found)), key=lambda i: rank[found[i]]))
+    order = sorted(range(len(found)), key=lambda i: rank[found[i]])
+    return table.remove_column(table.num_columns - 1).take(np.array(order, dtype=np.int64))
 
 
 def _select_candidate_row(tree: exp.Select) -> None:

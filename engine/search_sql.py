@@ -32,14 +32,17 @@ def literal_vector(probe: exp.Expression) -> np.ndarray | None:
         if not _is_float_array(node.to):
             return None  # e.g. cast to INTEGER[]: DuckDB's value, not the digits written
         node = node.this
-    text = set_aside_literal(node)
-    if text is None:
-        text = node.sql(dialect=DIALECT) if isinstance(node, exp.Array) else ""
-    match = _VECTOR_TEXT.match(text)
-    if not match:
-        return None
-    try:
-        return np.array([float(x) for x in match.group(1).split(",")], dtype=np.float32)
+    numbers = set_aside_literal(node)  # "[...]" of numbers alone: no need to match it again
+    if numbers is not None:
+        numbers = numbers.strip()[1:-1]
+    else:
+        match = _VECTOR_TEXT.match(node.sql(dialect=DIALECT) if isinstance(node, exp.Array)
+                                   else "")
+        if not match:
+            return None
+        numbers = match.group(1)
+    try:  # each number read as a double, then made a float: as DuckDB reads it
+        return np.array([float(x) for x in numbers.split(",")], dtype=np.float32)
     except ValueError:
         return None
 
