@@ -188,11 +188,12 @@ class VectorCatalog:
         if mark == self.database.checkpoint_mark:
             return
         self.database.checkpoint_mark = mark
-        for name in list(self.database.synced_indexes):
+        tails = self.database.tail_diffs
+        for name in self.database.synced_indexes | tails.keys():  # a tail may reach lower now
             start = 0 if undiffed_deletes else self._first_movable_row(name)
             if start is not None:
                 self.database.synced_indexes.discard(name)
-                self.database.tail_diffs[name] = start
+                tails[name] = min(start, tails.get(name, start))
 
     def _first_movable_row(self, name: str) -> int | None:
         """The lowest row id a checkpoint may have moved; None: it cannot have moved any.
@@ -267,6 +268,7 @@ class VectorCatalog:
         whole table if a checkpoint ran meanwhile (see _forget_if_checkpointed)."""
         was_current = [n for n in noted["names"]  # type: ignore[attr-defined]
                        if n in self.database.synced_indexes and n in self.database.loaded_indexes]
+        self._lower_tails(noted)
         self._forget_if_checkpointed(undiffed_deletes=not noted["appends_only"])
         for name in was_current:
             info = self.info(name)
@@ -278,6 +280,15 @@ class VectorCatalog:
                 if self._indexable_rows(info) != self.database.loaded_indexes[name].size:
                     self.database.forget_syncs(name)  # not expected: diff it all
             self.current(name)  # a full diff, where the index is no longer known current
+
+    def _lower_tails(self, noted: dict[str, object]) -> None:
+        """An index left to diff from a row on (after a checkpoint) is diffed from the first
+        row this write touched, if lower: rows it adds come after every known row."""
+        touched: np.ndarray = noted["touched"]  # type: ignore[assignment]
+        tails = self.database.tail_diffs
+        for name in noted["names"]:  # type: ignore[attr-defined]
+            if name in tails and len(touched):
+                tails[name] = min(tails[name], int(touched.min()))
 
     def _sync_touched(self, info: IndexInfo, index: VectorIndex, noted: dict[str, object]
                       ) -> None:

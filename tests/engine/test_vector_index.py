@@ -534,6 +534,27 @@ def test_a_checkpoint_at_a_write_to_another_table_is_noticed(tmp_path):
     assert cur._session.vectors.info("item_vec").next_id == MOVED_ROWS  # none added again
 
 
+@pytest.mark.parametrize("delete_checkpoints", [False, True])
+def test_a_delete_before_a_noticed_checkpoint_is_diffed_is_seen(tmp_path, delete_checkpoints):
+    """A checkpoint noticed at a write to another table leaves this index to be diffed from its
+    first gap on, at its next search. A DELETE of rows below that gap before then (its own
+    commit checkpointing or not) must still be seen: the answer has k rows, none deleted."""
+    con, cur, vectors, _ = indexed_table_to_compact(tmp_path / "moved.quarry")
+    cur.execute("CREATE TABLE notes (body VARCHAR)")
+    probe = vectors[500] + 0.01
+    top_k(cur, probe)  # syncs the index after that DDL
+    cur.execute("DELETE FROM items WHERE id BETWEEN 150000 AND 159999")  # the index's first gap
+    cur.execute("SET checkpoint_threshold = '1KB'")
+    cur.execute("INSERT INTO notes VALUES ('its commit checkpoints the whole database')")
+    assert con._database.tail_diffs == {"item_vec": 150_000}  # the premise
+    if not delete_checkpoints:
+        cur.execute("RESET checkpoint_threshold")
+    cur.execute("DELETE FROM items WHERE id < 1000")
+    ids = np.arange(MOVED_ROWS)
+    alive = (ids >= 1000) & ((ids < 150_000) | (ids >= 160_000))
+    assert top_k(cur, probe) == brute_force(vectors, probe, alive, K)
+
+
 def test_checkpoints_of_an_append_only_table_need_no_full_diff(tmp_path, monkeypatch):
     """DuckDB checkpoints (here at every commit) compact only deleted rows: while a table is
     only appended to, no row moves, and the index is not diffed against the whole table (at
