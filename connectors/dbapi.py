@@ -53,7 +53,7 @@ class Connection:
         for cursor in self._cursors:
             if cursor._session is not None and cursor._session.con is not None:
                 try:
-                    cursor._session.con.execute(command)
+                    cursor._session.end_transaction(command)
                 except Exception:  # no transaction open on this cursor: nothing to end
                     pass
 

@@ -116,7 +116,7 @@ class Session:
 
     def _execute_text(self, statement: statements.Statement, params: Params) -> Result:
         text = statement.text  # long vector literals set aside
-        kept = None if params else self._kept_searches.get(text)
+        kept = None if params or self.vectors.in_transaction else self._kept_searches.get(text)
         if kept is not None:  # the same search as before, with other vectors
             return self._run_index_search(text, *kept, None, statement.kind)
         assignment = statements.setting(text)
@@ -138,8 +138,12 @@ class Session:
         try:
             if work is None:  # DuckDB runs exactly what the user wrote
                 noted = self._note_write(statement, params)
-                result = self._run_duckdb(with_vectors(statement.text), params, statement.kind)
-                if noted is not None:
+                result = self._run_statement(statement, params)
+                # With parameters: one of many, as executemany sends them. In a transaction:
+                # it may yet be rolled back, and an index can be changed only in its own.
+                if noted is not None and (params or self.vectors.in_transaction):
+                    self.vectors.after_write_later(noted)
+                elif noted is not None:
                     self.vectors.after_write(noted)
                 return result
             tree, query = work
@@ -161,7 +165,8 @@ class Session:
         (a model call, or a similarity search an index may answer); else None, and DuckDB runs
         the text as written."""
         calls_models = statements.mentions_any(text, self.registry.function_names)
-        searches = statements.mentions_any(text, SEARCH_FUNCTIONS) and self.vectors.all()
+        searches = (statements.mentions_any(text, SEARCH_FUNCTIONS) and self.vectors.all()
+                    and not self.vectors.in_transaction)  # see _run_statement
         if not (calls_models or searches):
             return None
         try:
@@ -198,13 +203,13 @@ class Session:
 
     def _note_write(self, statement: statements.Statement, params: Params
                     ) -> dict[str, object] | None:
-        """For a plain INSERT / UPDATE / DELETE or a COPY ... FROM on an indexed table: what it
-        may touch, so the index is updated for those rows only. None: the next search diffs the
+        """For an INSERT / UPDATE / DELETE or a COPY ... FROM on an indexed table: what it may
+        touch, so the index is updated for those rows only. None: the next search diffs the
         whole table."""
-        if statement.kind not in NOTED_WRITE_KINDS or params or not self.vectors.all():
+        if statement.kind not in NOTED_WRITE_KINDS or not self.vectors.all():
             return None
         try:
-            tree = sqlglot.parse_one(statement.text, dialect=DIALECT)
+            tree = _parsed(statement.text)
         except ParseError:
             return None
         target = tree.find(exp.Table)
@@ -214,7 +219,11 @@ class Session:
         table = ".".join(part for part in (target.db, target.name) if part)
         where = tree.args.get("where")
         rows_sql = None
-        if isinstance(tree, (exp.Update, exp.Delete)):
+        if isinstance(tree, (exp.Update, exp.Delete)) and params:
+            # Which rows it touches depends on the values: as if the first were touched, the
+            # next search diffs the table from there (see after_write_later).
+            rows_sql = "SELECT 0::BIGINT AS rowid"
+        elif isinstance(tree, (exp.Update, exp.Delete)):
             condition = to_sql(where.this) if where is not None else "TRUE"
             rows_sql = f"SELECT rowid FROM {table} WHERE {condition}"
         elif isinstance(tree, exp.Copy):
@@ -228,6 +237,23 @@ class Session:
             return self.vectors.before_write(table, rows_sql, appends_only)
         except duckdb.Error:
             return None
+
+    def _run_statement(self, statement: statements.Statement, params: Params) -> Result:
+        """DuckDB runs the statement as written. Inside a transaction (BEGIN ... COMMIT) the
+        indexes are not used: they hold what is committed, which is not what the transaction
+        sees (its own writes, and not what others committed since it began)."""
+        opens = statements.opens_or_ends_transaction(statement)
+        if opens is False:  # COMMIT / ROLLBACK: ended, even where it fails
+            self.vectors.in_transaction = False
+        result = self._run_duckdb(with_vectors(statement.text), params, statement.kind)
+        if opens:
+            self.vectors.in_transaction = True
+        return result
+
+    def end_transaction(self, command: str) -> None:
+        """COMMIT or ROLLBACK from the DB-API connection."""
+        self.vectors.in_transaction = False
+        self.con.execute(command)
 
     def _use_index(self, tree: exp.Expression, query: index_scan.IndexQuery | None
                    ) -> tuple[exp.Expression, str | None]:

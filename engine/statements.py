@@ -22,6 +22,7 @@ _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?P<analyze>ANALY[SZ]E\s+)?(?P<body>.*)$",
 _STRING = re.compile(r"'(?:[^']|'')*'")
 _CHECKPOINT = re.compile(r"^\s*(?:FORCE\s+)?CHECKPOINT\b", re.IGNORECASE)
 # COPY (query) TO ... or COPY table [(columns)] TO ...: the other direction is COPY ... FROM.
+_BEGIN = re.compile(r"\s*(BEGIN|START\s+TRANSACTION)\b", re.IGNORECASE)
 _COPY_TO = re.compile(r'^\s*COPY\s+(?:\(|(?:"[^"]*"|[\w.])+\s*(?:\([^)]*\)\s*)?TO\b)',
                       re.IGNORECASE)
 CACHED_TEXT_MAX = 4096  # longer texts are not kept in memory
@@ -61,6 +62,13 @@ def changes_no_rows(statement: Statement) -> bool:
     if statement.kind == "CALL":
         return _CHECKPOINT.match(statement.text) is not None
     return statement.kind == "COPY" and _COPY_TO.match(statement.text) is not None
+
+
+def opens_or_ends_transaction(statement: Statement) -> bool | None:
+    """True for BEGIN / START TRANSACTION, False for COMMIT / ROLLBACK / END / ABORT, else None."""
+    if statement.kind != "TRANSACTION":
+        return None
+    return _BEGIN.match(statement.text) is not None
 
 
 def setting(text: str) -> tuple[str, str] | None:

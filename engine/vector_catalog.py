@@ -15,10 +15,11 @@ checksum does not match the catalog: it is detected on load and the index is reb
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -90,11 +91,18 @@ class VectorCatalog:
         self.database = database
         self.con = con
         self.run_sql = run_sql
+        self.in_transaction = False  # this connection's: BEGIN ... COMMIT (see Session)
         con.execute(TABLES)
 
     # --- DDL -----------------------------------------------------------------------------------
 
+    def _outside_transactions(self, what: str) -> None:
+        if self.in_transaction:
+            raise ProgrammingError(f"{what} cannot run inside a transaction: an index changes"
+                                   " in a transaction of its own (COMMIT or ROLLBACK first)")
+
     def create(self, statement: CreateIndex) -> None:
+        self._outside_transactions("CREATE INDEX ... USING faiss")
         if self.info(statement.name) is not None:
             if statement.if_not_exists:
                 return
@@ -115,6 +123,7 @@ class VectorCatalog:
         """Drop a vector index; False when there is none of that name (DuckDB's turn)."""
         if self.info(name) is None:
             return False
+        self._outside_transactions("DROP INDEX")
         self.con.execute("BEGIN TRANSACTION")
         self.con.execute(f"DELETE FROM {ROWS} WHERE index_name = ?", [name])
         self.con.execute(f"DELETE FROM {INDEXES} WHERE name = ?", [name])
@@ -172,11 +181,25 @@ class VectorCatalog:
             if name in self.database.synced_indexes:
                 break
             start = self.database.tail_diffs.pop(name, 0)
-            self._sync(info, self.database.loaded_indexes[name],
-                       f"{{col}} >= {start}" if start else "TRUE")
+            with self._dropped_if_failed(name):
+                self._sync(info, self.database.loaded_indexes[name],
+                           f"{{col}} >= {start}" if start else "TRUE")
             self._count_nulls(info)
             self.database.synced_indexes.add(name)
         return self.database.loaded_indexes[name]
+
+    @contextlib.contextmanager
+    def _dropped_if_failed(self, name: str) -> Iterator[None]:
+        """A sync that fails part way may have changed the index and its description in
+        memory, and not its catalog: both are dropped, to be read again from the catalog and
+        the files it names (and diffed) when next used."""
+        try:
+            yield
+        except BaseException:
+            self.database.loaded_indexes.pop(name, None)
+            self.database.index_infos = None
+            self.database.forget_syncs(name)
+            raise
 
     def _forget_if_checkpointed(self, undiffed_deletes: bool = False) -> None:
         """A DuckDB checkpoint compacts deleted rows, which moves row ids, and it may run at any
@@ -275,11 +298,25 @@ class VectorCatalog:
             if info is None:
                 continue
             if name in self.database.synced_indexes:
-                self._sync_touched(info, self.database.loaded_indexes[name], noted)
+                with self._dropped_if_failed(name):
+                    self._sync_touched(info, self.database.loaded_indexes[name], noted)
                 self._count_nulls(info)
                 if self._indexable_rows(info) != self.database.loaded_indexes[name].size:
                     self.database.forget_syncs(name)  # not expected: diff it all
             self.current(name)  # a full diff, where the index is no longer known current
+
+    def after_write_later(self, noted: dict[str, object]) -> None:
+        """Leave the rows a write touched to the next search, which diffs each index from the
+        first of them (every row added comes after the last one before the write). For writes
+        with parameters: executemany sends one per row, and a diff after each (about 45 ms
+        for one row) would cost more than one diff of them all."""
+        tails = self.database.tail_diffs
+        for name in noted["names"]:  # type: ignore[attr-defined]
+            if name in self.database.synced_indexes:
+                self.database.synced_indexes.discard(name)
+                tails[name] = int(noted["last"]) + 1  # type: ignore[call-overload]
+        self._lower_tails(noted)
+        self._forget_if_checkpointed(undiffed_deletes=not noted["appends_only"])
 
     def _lower_tails(self, noted: dict[str, object]) -> None:
         """An index left to diff from a row on (after a checkpoint) is diffed from the first

@@ -612,6 +612,91 @@ def test_an_explicit_checkpoint_leaves_the_index_kept_current_by_writes(tmp_path
     con.close()
 
 
+def test_writes_with_parameters_are_diffed_once_at_the_next_search(cur):
+    """executemany sends one statement per row: the index is not diffed after each, but once,
+    at the next search, from the first row they may have touched (for INSERTs: the first row
+    they added). Writes with parameters to a table without an index leave it current."""
+    vectors = make_vectors(cur, 3000)
+    cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'flat')")
+    database = cur._session.database
+    probe = np.random.default_rng(9).standard_normal(DIM).astype(np.float32)
+    top_k(cur, probe)
+    cur.execute("CREATE TABLE log (line VARCHAR)")
+    top_k(cur, probe)  # the index is current again after that DDL
+    cur.executemany("INSERT INTO log VALUES (?)", [["a"], ["b"]])
+    assert "item_vec" in database.synced_indexes  # another table: nothing to diff
+    cur.executemany("INSERT INTO items VALUES (?, 0, ?)", [[i, probe.tolist()] for i in (7, 8, 9)])
+    assert database.tail_diffs == {"item_vec": 3000} and "item_vec" not in database.synced_indexes
+    assert set(top_k(cur, probe)[:3]) == {7, 8, 9}  # the new rows: the nearest there are
+    assert "item_vec" in database.synced_indexes
+    cur.executemany("DELETE FROM items WHERE id = ? AND rowid >= 3000", [[8], [9]])
+    assert database.tail_diffs == {"item_vec": 0}  # the rows depend on the values: diff them all
+    cur.executemany("UPDATE items SET v = ? WHERE id = ? AND rowid >= 3000",
+                    [[(-probe).tolist(), 7]])  # now the farthest row there is
+    every_row = np.ones(3000, dtype=bool)
+    assert top_k(cur, probe) == brute_force(vectors, probe, every_row, K)
+
+
+def test_writes_and_searches_inside_a_transaction(tmp_path):
+    """Inside BEGIN ... COMMIT a search runs without the index (which holds what is committed,
+    not what the transaction sees) and a write leaves the index alone; after a ROLLBACK the
+    index answers as before, after a COMMIT it has the rows. CREATE / DROP INDEX refuse to run
+    in a transaction, with a clear error."""
+    with quarrydb.connect(tmp_path / "tx.quarry") as con:
+        cur = con.cursor()
+        vectors = make_vectors(cur, 3000)
+        cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'flat')")
+        probe = np.random.default_rng(10).standard_normal(DIM).astype(np.float32)
+        before = brute_force(vectors, probe, np.ones(3000, dtype=bool), K)
+        near = "[" + ", ".join(f"{x:.7f}" for x in probe) + "]::FLOAT[]"
+        for end in ("ROLLBACK", "COMMIT"):
+            cur.execute("BEGIN TRANSACTION")
+            cur.execute(f"INSERT INTO items VALUES (7777, 0, {near})")
+            cur.executemany("DELETE FROM items WHERE id = ?", [[before[0]]])
+            assert top_k(cur, probe) == [7777, *before[1:]]  # what the transaction sees
+            with pytest.raises(quarrydb.ProgrammingError, match="inside a transaction"):
+                cur.execute("DROP INDEX item_vec")
+            if end == "ROLLBACK":
+                cur.execute(end)
+                assert top_k(cur, probe) == before  # k rows: nothing of it reached the index
+            else:
+                con.commit()  # the DB-API's COMMIT
+        assert top_k(cur, probe) == [7777, *before[1:]]
+        cur.execute(f"EXPLAIN SELECT id FROM items ORDER BY similarity(v, {near}) DESC LIMIT 3")
+        assert "item_vec" in dict(cur.fetchall())["index scan"]  # outside: the index again
+        cur.execute("BEGIN")
+        with pytest.raises(quarrydb.ProgrammingError, match="COMMIT or ROLLBACK first"):
+            cur.execute("CREATE INDEX other ON items USING faiss (v)")
+        cur.execute("ROLLBACK")
+
+
+def test_an_index_whose_sync_failed_is_loaded_again_from_its_files(tmp_path, monkeypatch):
+    """A sync that fails after it changed the index in memory, before its catalog commit:
+    the index in memory is dropped, and the next search loads the files and diffs them."""
+    from quarrydb.engine import vector_catalog
+
+    with quarrydb.connect(tmp_path / "failed.quarry") as con:
+        cur = con.cursor()
+        vectors = make_vectors(cur, 3000)
+        cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'flat')")
+        probe = np.random.default_rng(11).standard_normal(DIM).astype(np.float32)
+        top_k(cur, probe)
+
+        def fail_once(point: str) -> None:
+            if point == "index_catalog_written":
+                monkeypatch.setattr(vector_catalog, "crash_point", lambda point: None)
+                raise RuntimeError("the disk is gone")
+
+        monkeypatch.setattr(vector_catalog, "crash_point", fail_once)
+        near = "[" + ", ".join(f"{x:.7f}" for x in probe) + "]::FLOAT[]"
+        with pytest.raises(RuntimeError, match="the disk is gone"):
+            cur.execute(f"INSERT INTO items VALUES (7777, 0, {near})")
+        assert "item_vec" not in con._database.loaded_indexes
+        cur.execute("DELETE FROM items WHERE id = 7")
+        alive = np.arange(3000) != 7
+        assert top_k(cur, probe) == [7777, *brute_force(vectors, probe, alive, K - 1)]
+
+
 def test_copy_from_keeps_the_index_current_and_copy_to_leaves_it_so(tmp_path):
     """COPY ... FROM appends rows like an INSERT: the index takes them at once. COPY ... TO
     writes a file and changes no row: the index stays known current (no full diff after)."""

@@ -50,6 +50,15 @@ class Sequence:
         row = self.new_rows(1).to_pylist()[0]
         self.cur.execute(f"INSERT INTO items VALUES (?, ?::FLOAT[{DIM}])", [row["id"], row["v"]])
 
+    def delete_with_parameters(self) -> None:
+        low = int(self.rng.integers(0, self.next_id))
+        self.cur.executemany("DELETE FROM items WHERE id = ?", [[low], [low + 7]])
+
+    def update_with_parameters(self) -> None:
+        row = int(self.rng.integers(0, self.next_id))
+        vector = self.rng.standard_normal(DIM).astype(np.float32).tolist()
+        self.cur.execute("UPDATE items SET v = ? WHERE id = ?", [vector, row])
+
     def delete(self) -> None:
         low = int(self.rng.integers(0, self.next_id))
         self.cur.execute(f"DELETE FROM items WHERE id BETWEEN {low} AND"
@@ -103,7 +112,8 @@ class Sequence:
 
 FILTER_SHARES = [None, None, 0.005, 0.05, 0.5]
 STEP_NAMES = ["insert", "insert_with_parameters", "delete", "update", "checkpoint",
-              "write_elsewhere_checkpointing", "delete_checkpointing", "write_with_plain_duckdb"]
+              "write_elsewhere_checkpointing", "delete_checkpointing", "write_with_plain_duckdb",
+              "delete_with_parameters", "update_with_parameters"]
 
 
 @pytest.mark.parametrize("seed", [3, 9, 11])
