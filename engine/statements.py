@@ -21,8 +21,8 @@ _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?P<analyze>ANALY[SZ]E\s+)?(?P<body>.*)$",
                       re.IGNORECASE | re.DOTALL)
 _STRING = re.compile(r"'(?:[^']|'')*'")
 _CHECKPOINT = re.compile(r"^\s*(?:FORCE\s+)?CHECKPOINT\b", re.IGNORECASE)
-# COPY (query) TO ... or COPY table [(columns)] TO ...: the other direction is COPY ... FROM.
 _BEGIN = re.compile(r"\s*(BEGIN|START\s+TRANSACTION)\b", re.IGNORECASE)
+# COPY (query) TO ... or COPY table [(columns)] TO ...: the other direction is COPY ... FROM.
 _COPY_TO = re.compile(r'^\s*COPY\s+(?:\(|(?:"[^"]*"|[\w.])+\s*(?:\([^)]*\)\s*)?TO\b)',
                       re.IGNORECASE)
 CACHED_TEXT_MAX = 4096  # longer texts are not kept in memory

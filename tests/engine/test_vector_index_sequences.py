@@ -3,9 +3,10 @@ a search answers exactly as brute force over the rows DuckDB holds at that momen
 
 Each way of keeping an index current has its own test elsewhere; these sequences mix them
 (tracked writes, writes with parameters, checkpoints at a write to this table or another,
-explicit CHECKPOINTs, writes by plain DuckDB while quarrydb is closed), which is how a bug
-between two of them showed up once (seed 9 finds it). The table spans more than one DuckDB
-row group, so checkpoints do move rows.
+explicit CHECKPOINTs, writes by plain DuckDB while quarrydb is closed, writes in a
+transaction that commits or rolls back). A bug between two of them was found this way; it has
+its own test now (test_a_delete_before_a_noticed_checkpoint_is_diffed_is_seen). The table
+spans more than one DuckDB row group, so checkpoints do move rows.
 """
 
 from __future__ import annotations
@@ -58,6 +59,14 @@ class Sequence:
         row = int(self.rng.integers(0, self.next_id))
         vector = self.rng.standard_normal(DIM).astype(np.float32).tolist()
         self.cur.execute("UPDATE items SET v = ? WHERE id = ?", [vector, row])
+
+    def transaction(self) -> None:
+        """Writes between BEGIN and a COMMIT or ROLLBACK, with a search in between."""
+        self.cur.execute("BEGIN")
+        self.insert()
+        self.delete_with_parameters()
+        self.check_search()
+        self.cur.execute("COMMIT" if self.rng.integers(0, 2) else "ROLLBACK")
 
     def delete(self) -> None:
         low = int(self.rng.integers(0, self.next_id))
@@ -113,7 +122,7 @@ class Sequence:
 FILTER_SHARES = [None, None, 0.005, 0.05, 0.5]
 STEP_NAMES = ["insert", "insert_with_parameters", "delete", "update", "checkpoint",
               "write_elsewhere_checkpointing", "delete_checkpointing", "write_with_plain_duckdb",
-              "delete_with_parameters", "update_with_parameters"]
+              "delete_with_parameters", "update_with_parameters", "transaction"]
 
 
 @pytest.mark.parametrize("seed", [3, 9, 11])
