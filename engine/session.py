@@ -78,6 +78,9 @@ class Session:
             lambda tree: bool(model_call_nodes(tree, self.registry)))
         self._kept_searches = KeptSearches(
             lambda: (self.vectors.all(), self.registry.function_names))
+        # The writes of the open transaction (None: one no index could follow), see
+        # _transaction_ended.
+        self._transaction_writes: list[dict[str, object] | None] = []
 
     def close(self) -> None:
         self.con.close()
@@ -143,6 +146,8 @@ class Session:
                 # it may yet be rolled back, and an index can be changed only in its own.
                 if noted is not None and (params or self.vectors.in_transaction):
                     self.vectors.after_write_later(noted)
+                    if self.vectors.in_transaction:
+                        self._transaction_writes.append(noted)
                 elif noted is not None:
                     self.vectors.after_write(noted)
                 return result
@@ -158,6 +163,8 @@ class Session:
             if (statement.kind not in READ_KINDS and noted is None
                     and not statements.changes_no_rows(statement)):  # tables may have changed
                 self.database.forget_syncs()
+                if self.vectors.in_transaction:
+                    self._transaction_writes.append(None)
 
     def _engine_tree(self, text: str, params: Params
                      ) -> tuple[exp.Expression, index_scan.IndexQuery | None] | None:
@@ -243,17 +250,32 @@ class Session:
         indexes are not used: they hold what is committed, which is not what the transaction
         sees (its own writes, and not what others committed since it began)."""
         opens = statements.opens_or_ends_transaction(statement)
-        if opens is False:  # COMMIT / ROLLBACK: ended, even where it fails
-            self.vectors.in_transaction = False
-        result = self._run_duckdb(with_vectors(statement.text), params, statement.kind)
+        try:
+            result = self._run_duckdb(with_vectors(statement.text), params, statement.kind)
+        finally:
+            if opens is False:  # COMMIT / ROLLBACK: ended, even where it fails
+                self._transaction_ended()
         if opens:
             self.vectors.in_transaction = True
         return result
 
     def end_transaction(self, command: str) -> None:
         """COMMIT or ROLLBACK from the DB-API connection."""
+        try:
+            self.con.execute(command)
+        finally:
+            self._transaction_ended()
+
+    def _transaction_ended(self) -> None:
+        """A search on another cursor may have diffed an index during the transaction, not
+        seeing its writes: now committed, they are left to the next search again."""
         self.vectors.in_transaction = False
-        self.con.execute(command)
+        writes, self._transaction_writes = self._transaction_writes, []
+        if None in writes:
+            self.database.forget_syncs()
+        for noted in writes:
+            if noted is not None:
+                self.vectors.after_write_later(noted)
 
     def _use_index(self, tree: exp.Expression, query: index_scan.IndexQuery | None
                    ) -> tuple[exp.Expression, str | None]:

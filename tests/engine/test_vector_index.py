@@ -670,6 +670,27 @@ def test_writes_and_searches_inside_a_transaction(tmp_path):
         cur.execute("ROLLBACK")
 
 
+@pytest.mark.parametrize("write", ["INSERT INTO items VALUES (7777, 0, {near})",
+                                   "INSERT INTO items SELECT 7777, 0, {near}::FLOAT[] FROM range(1)"
+                                   " WHERE NOT EXISTS (SELECT 1 FROM items WHERE id = 7777)"])
+def test_a_transaction_committed_after_another_cursor_searched_is_seen(tmp_path, write):
+    """Cursor A writes in a transaction; cursor B searches meanwhile, which diffs the shared
+    index without seeing A's rows. After A commits they are diffed again: B finds them. (The
+    second write is one the index cannot follow row by row: its commit means a full diff.)"""
+    with quarrydb.connect(tmp_path / "two.quarry") as con:
+        first, second = con.cursor(), con.cursor()
+        vectors = make_vectors(first, 3000)
+        first.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'flat')")
+        probe = np.random.default_rng(12).standard_normal(DIM).astype(np.float32)
+        before = brute_force(vectors, probe, np.ones(3000, dtype=bool), K)
+        near = "[" + ", ".join(f"{x:.7f}" for x in probe) + "]"
+        first.execute("BEGIN")
+        first.execute(write.format(near=near))
+        assert top_k(second, probe) == before  # not committed: B does not see it
+        first.execute("COMMIT")
+        assert top_k(second, probe) == [7777, *before[:-1]]
+
+
 def test_an_index_whose_sync_failed_is_loaded_again_from_its_files(tmp_path, monkeypatch):
     """A sync that fails after it changed the index in memory, before its catalog commit:
     the index in memory is dropped, and the next search loads the files and diffs them."""
