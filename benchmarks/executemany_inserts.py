@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import argparse
 import glob
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 import quarrydb
 
+sys.path.insert(0, str(Path(__file__).parent))
+from vector_index import literal  # noqa: E402
+
 FIRST_ID = 5_000_000  # above every id vector_index.py writes
-
-
-def literal(vector: np.ndarray) -> str:
-    return "[" + ", ".join(f"{x:.7f}" for x in vector) + f"]::FLOAT[{len(vector)}]"
 
 
 def main() -> None:

@@ -34,12 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
-K = 10
+sys.path.insert(0, str(Path(__file__).parent))
+from vector_index import K, literal  # noqa: E402
+
 WARM_QUERIES = 5
-
-
-def literal(vector: np.ndarray) -> str:
-    return "[" + ", ".join(f"{x:.7f}" for x in vector) + f"]::FLOAT[{len(vector)}]"
 
 
 def worker(database: str, queries_path: str, ef: int) -> None:
