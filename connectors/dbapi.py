@@ -8,7 +8,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from quarrydb.engine.database import Database
+from quarrydb.engine.database import open_database
 from quarrydb.engine.errors import InterfaceError, ProgrammingError
 from quarrydb.engine.session import Params, Result, Session
 
@@ -21,7 +21,7 @@ class Connection:
     """An open database. Use as a context manager to close it at the end of a block."""
 
     def __init__(self, path: str | Path = ":memory:") -> None:
-        self._database = Database(path)
+        self._database = open_database(path)
         self._cursors: list[Cursor] = []
         self._closed = False
         self._default: Cursor | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import duckdb
 
 from quarrydb.engine.atomic import atomic_write_bytes
 from quarrydb.engine.errors import OperationalError
+from quarrydb.engine.pending_diffs import PendingDiff
 from quarrydb.udfs.media_input import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, TEXT_EXTENSIONS
 
 FORMAT_VERSION = 1
@@ -91,21 +93,23 @@ class Database:
         # the database was opened or last written (see vector_catalog).
         self.loaded_indexes: dict[str, Any] = {}
         self.synced_indexes: set[str] = set()
-        # ... and for some that are not, the row id from which on a diff is needed (rows before
-        # it are known unmoved); any other is diffed whole.
-        self.tail_diffs: dict[str, int] = {}
+        # ... and for some that are not, the rows a diff is needed for (see PendingDiff); any
+        # other is diffed whole.
+        self.pending_diffs: dict[str, PendingDiff] = {}
         self.index_null_rows: dict[str, int] = {}
         self.index_infos: list[Any] | None = None  # the catalog's rows, read once
         self.checkpoint_mark = self.file_mark()  # as of the last look (see vector_catalog)
+        self.users = 1  # connections sharing it (see open_database)
+        self.lock = threading.RLock()  # see Session._one_at_a_time
 
     def forget_syncs(self, name: str | None = None) -> None:
         """Mark one index, or all, for a diff against its whole table (rows may have changed)."""
         if name is None:
             self.synced_indexes.clear()
-            self.tail_diffs.clear()
+            self.pending_diffs.clear()
         else:
             self.synced_indexes.discard(name)
-            self.tail_diffs.pop(name, None)
+            self.pending_diffs.pop(name, None)
 
     def file_mark(self) -> object:
         """Changes whenever DuckDB checkpoints the file (None in memory). DuckDB has no SQL for
@@ -131,7 +135,39 @@ class Database:
         return con
 
     def close(self) -> None:
+        """Closed when the last connection sharing it (see open_database) closes."""
+        with _SHARED_LOCK:
+            self.users -= 1
+            if self.users > 0:
+                return
+            if self.directory is not None and _SHARED.get(_key(self.directory)) is self:
+                del _SHARED[_key(self.directory)]
         self.duck.close()
+
+
+# Every connection of a process to one directory shares one Database: its loaded indexes and
+# what is known of them (a write through one connection must be seen by another's next search),
+# and its DuckDB instance (DuckDB shares that too, one per file and process).
+_SHARED: dict[Path, Database] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def open_database(path: str | Path = ":memory:") -> Database:
+    """The process's Database at `path`, opened on first use; `:memory:` is new each time."""
+    if str(path) == ":memory:":
+        return Database(path)
+    with _SHARED_LOCK:
+        key = _key(Path(path).expanduser())
+        database = _SHARED.get(key)
+        if database is None:
+            database = _SHARED[key] = Database(path)
+        else:
+            database.users += 1
+        return database
+
+
+def _key(directory: Path) -> Path:
+    return directory.resolve()
 
 
 def _prepare_directory(directory: Path) -> None:

@@ -6,10 +6,10 @@ Statements with no model call skip all of it and go to DuckDB exactly as written
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,10 +26,13 @@ from quarrydb.engine.binder import bind_call, model_call_nodes
 from quarrydb.engine.database import Database
 from quarrydb.engine.errors import Error, ProgrammingError, from_duckdb
 from quarrydb.engine.executor import Progress, Settings
+from quarrydb.engine.parameters import Params, bind_parameters
+from quarrydb.engine.pending_diffs import NotedWrite
 from quarrydb.engine.planner import StagePlanner
 from quarrydb.engine.search_sql import KeptSearches, SearchTemplates, literal_vector
 from quarrydb.engine.sqltree import (
     DIALECT,
+    is_volatile,
     put_vectors_back,
     set_vectors_aside,
     to_sql,
@@ -40,7 +43,6 @@ from quarrydb.engine.vector_catalog import VectorCatalog
 from quarrydb.udfs import Registry, default_registry
 from quarrydb.udfs.device import default_device, validate_device
 
-Params = Sequence[Any] | Mapping[str, Any] | None
 ROW_COUNT_KINDS = {"INSERT", "UPDATE", "DELETE"}
 NOTED_WRITE_KINDS = ROW_COUNT_KINDS | {"COPY"}  # writes whose rows an index is kept current for
 READ_KINDS = {"SELECT", "EXPLAIN", "PRAGMA", "SET", "VARIABLE_SET", "TRANSACTION", "UNKNOWN"}
@@ -80,7 +82,7 @@ class Session:
             lambda: (self.vectors.all(), self.registry.function_names))
         # The writes of the open transaction (None: one no index could follow), see
         # _transaction_ended.
-        self._transaction_writes: list[dict[str, object] | None] = []
+        self._transaction_writes: list[NotedWrite | None] = []
 
     def close(self) -> None:
         self.con.close()
@@ -113,9 +115,21 @@ class Session:
         if self._proxy is not None:
             statement = statements.Statement(stripped, statement.kind)
         try:
-            return self._execute_text(statement, params)
+            with self._one_at_a_time(statement):
+                return self._execute_text(statement, params)
         finally:
             self._proxy = outer_proxy
+
+    def _one_at_a_time(self, statement: statements.Statement
+                       ) -> contextlib.AbstractContextManager:
+        """Statements that may change tables (and COMMIT), and searches an index may answer,
+        run one at a time per database, across the connections threads hold: a search must not
+        use an index that a write committed meanwhile has not reached yet (its answer would
+        miss rows), nor FAISS change while it searches. Other reads run side by side."""
+        if (statement.kind in READ_KINDS and statement.kind != "TRANSACTION"
+                and not statements.mentions_any(statement.text, SEARCH_FUNCTIONS)):
+            return contextlib.nullcontext()
+        return self.database.lock
 
     def _execute_text(self, statement: statements.Statement, params: Params) -> Result:
         text = statement.text  # long vector literals set aside
@@ -142,9 +156,13 @@ class Session:
             if work is None:  # DuckDB runs exactly what the user wrote
                 noted = self._note_write(statement, params)
                 result = self._run_statement(statement, params)
+                if noted is not None:
+                    noted.checked_against(result.rowcount)
                 # With parameters: one of many, as executemany sends them. In a transaction:
                 # it may yet be rolled back, and an index can be changed only in its own.
-                if noted is not None and (params or self.vectors.in_transaction):
+                # Rows not known: a diff of the whole table, left to the next search.
+                if noted is not None and (params or self.vectors.in_transaction
+                                          or noted.start == 0):
                     self.vectors.after_write_later(noted)
                     if self.vectors.in_transaction:
                         self._transaction_writes.append(noted)
@@ -186,7 +204,7 @@ class Session:
         query = index_scan.match(tree, self.vectors, names) if searches else None
         if query is None and not model_call_nodes(tree, self.registry):
             return None
-        tree = _bind_parameters(tree, params)
+        tree = bind_parameters(tree, params)
         if params and searches:  # the values may make a probe constant
             query = index_scan.match(tree, self.vectors, names)
         return tree, query
@@ -209,7 +227,7 @@ class Session:
         return None
 
     def _note_write(self, statement: statements.Statement, params: Params
-                    ) -> dict[str, object] | None:
+                    ) -> NotedWrite | None:
         """For an INSERT / UPDATE / DELETE or a COPY ... FROM on an indexed table: what it may
         touch, so the index is updated for those rows only. None: the next search diffs the
         whole table."""
@@ -224,26 +242,42 @@ class Session:
                 "using") or tree.args.get("returning"):
             return None
         table = ".".join(part for part in (target.db, target.name) if part)
-        where = tree.args.get("where")
-        rows_sql = None
-        if isinstance(tree, (exp.Update, exp.Delete)) and params:
-            # Which rows it touches depends on the values: as if the first were touched, the
-            # next search diffs the table from there (see after_write_later).
-            rows_sql = "SELECT 0::BIGINT AS rowid"
-        elif isinstance(tree, (exp.Update, exp.Delete)):
-            condition = to_sql(where.this) if where is not None else "TRUE"
-            rows_sql = f"SELECT rowid FROM {table} WHERE {condition}"
-        elif isinstance(tree, exp.Copy):
-            if tree.args.get("kind") is not True:  # COPY ... TO: no row changes
-                return None
-        elif not isinstance(tree, exp.Insert):
+        if isinstance(tree, exp.Copy) and tree.args.get("kind") is not True:
+            return None  # COPY ... TO: no row changes
+        if not isinstance(tree, (exp.Update, exp.Delete, exp.Copy, exp.Insert)):
             return None
         appends_only = isinstance(tree, exp.Copy) or (isinstance(tree, exp.Insert) and not (
             tree.args.get("conflict") or tree.args.get("alternative")))
+        if not self.vectors.indexes_on(table):  # nothing to keep current
+            return NotedWrite([], 0, appends_only=appends_only)
+        rows_sql, rows_known = None, True
+        if isinstance(tree, (exp.Update, exp.Delete)):
+            where, rows_known = self._write_condition(tree, params)
+            rows_sql = f"SELECT rowid FROM {table} WHERE {where}"
         try:
-            return self.vectors.before_write(table, rows_sql, appends_only)
+            noted = self.vectors.before_write(table, rows_sql if rows_known else None,
+                                              appends_only)
         except duckdb.Error:
             return None
+        if not rows_known:
+            noted.rows_unknown()
+        return noted
+
+    @staticmethod
+    def _write_condition(tree: exp.Update | exp.Delete, params: Params) -> tuple[str, bool]:
+        """The WHERE of an UPDATE / DELETE, with its parameters' values, to select the rows it
+        will touch; False where that selection may pick other rows than the write will (a
+        value SQL cannot write out, a function that answers otherwise when run again)."""
+        where = tree.args.get("where")
+        if where is None:
+            return "TRUE", True
+        if params:
+            try:  # the WHERE's values alone: those of SET may be long vectors
+                copy = tree.copy()
+                where = bind_parameters(copy, params, within=copy.args["where"]).args["where"]
+            except ProgrammingError:
+                return "FALSE", False
+        return to_sql(where.this), not is_volatile(where)
 
     def _run_statement(self, statement: statements.Statement, params: Params) -> Result:
         """DuckDB runs the statement as written. Inside a transaction (BEGIN ... COMMIT) the
@@ -261,10 +295,11 @@ class Session:
 
     def end_transaction(self, command: str) -> None:
         """COMMIT or ROLLBACK from the DB-API connection."""
-        try:
-            self.con.execute(command)
-        finally:
-            self._transaction_ended()
+        with self.database.lock:
+            try:
+                self.con.execute(command)
+            finally:
+                self._transaction_ended()
 
     def _transaction_ended(self) -> None:
         """A search on another cursor may have diffed an index during the transaction, not
@@ -492,32 +527,6 @@ def _parsed(text: str) -> exp.Expression:
 @functools.lru_cache(maxsize=statements.CACHED_STATEMENTS)
 def _kept_parse(text: str) -> exp.Expression:
     return sqlglot.parse_one(text, dialect=DIALECT)
-
-
-def _bind_parameters(tree: exp.Expression, params: Params) -> exp.Expression:
-    """Put parameter values into the tree: stage input queries copy predicates around."""
-    holders = list(tree.find_all(exp.Placeholder, bfs=False))  # in the order written
-    if not holders:
-        if params:
-            raise ProgrammingError("parameters were given but the statement has no placeholders")
-        return tree
-    if params is None:
-        raise ProgrammingError(f"the statement has {len(holders)} placeholder(s) but no parameters")
-    position = 0
-    for holder in holders:
-        name = holder.this
-        try:
-            if name is None:
-                value = params[position]  # type: ignore[index]
-                position += 1
-            elif str(name).isdigit():
-                value = params[int(name) - 1]  # type: ignore[index]
-            else:
-                value = params[str(name)]  # type: ignore[index]
-        except (IndexError, KeyError, TypeError):
-            raise ProgrammingError(f"no value given for parameter {holder.sql()}") from None
-        holder.replace(exp.convert(value))
-    return tree
 
 
 __all__ = ["Error", "Result", "Session"]

@@ -110,3 +110,18 @@ def without_qualifiers(node: exp.Expression) -> exp.Expression:
     for column in node.find_all(exp.Column):
         column.set("table", None)
     return node
+
+
+# Functions whose value may differ between two runs of the same statement.
+_VOLATILE_NODES = (exp.Rand, exp.Randn, exp.Uuid, exp.CurrentTimestamp, exp.CurrentDate,
+                   exp.CurrentTime, exp.CurrentDatetime, exp.CurrentTimestampLTZ)
+_VOLATILE_NAMES = frozenset({"now", "get_current_timestamp", "transaction_timestamp",
+                             "get_current_time", "nextval", "currval", "setseed", "uuidv4",
+                             "uuidv7", "random"})
+
+
+def is_volatile(node: exp.Expression) -> bool:
+    """Whether `node` calls a function that may answer otherwise when run again."""
+    return any(isinstance(n, _VOLATILE_NODES) or (
+        isinstance(n, exp.Anonymous) and str(n.this).lower() in _VOLATILE_NAMES)
+        for n in node.walk())

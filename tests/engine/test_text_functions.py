@@ -99,3 +99,15 @@ def test_embed_with_a_local_model_directory(cur):
     same, kind = cur.fetchone()
     assert same == pytest.approx(1.0, abs=1e-5)
     assert kind == "FLOAT[384]"
+
+
+def test_parameters_of_a_model_statement_take_the_order_they_are_written_in(notes):
+    """DuckDB gives each `?` the next value in the order written; sqlglot's tree keeps a WITH
+    clause last. A statement calling a model runs with its values put into the tree: the
+    first `?` (in the WITH) must get the first value."""
+    sql = ("WITH wanted AS (SELECT ? AS team) SELECT n.id, classify(n.body, ['billing', 'bug'])"
+           " FROM notes n, wanted w WHERE n.team = w.team AND n.id > ? ORDER BY n.id")
+    notes.execute(sql, ["billing", 0])
+    ids = [row[0] for row in notes.fetchall()]
+    notes.execute("SELECT id FROM notes WHERE team = 'billing' AND id > 0 ORDER BY id")
+    assert ids == [row[0] for row in notes.fetchall()] and ids

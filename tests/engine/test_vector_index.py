@@ -494,20 +494,20 @@ def test_after_a_checkpoint_only_rows_from_the_first_deleted_one_are_diffed(tmp_
     keep their row ids. The index is diffed from there on, not from the table's first row."""
     from quarrydb.engine.vector_catalog import VectorCatalog
 
-    scopes: list[str] = []
+    starts: list[int] = []  # 0: the whole table
     sync = VectorCatalog._sync
-    monkeypatch.setattr(VectorCatalog, "_sync", lambda self, info, index, scope="TRUE": (
-        scopes.append(scope), sync(self, info, index, scope))[1])
+    monkeypatch.setattr(VectorCatalog, "_sync", lambda self, info, index, start=0, touched=None: (
+        starts.append(start), sync(self, info, index, start, touched))[1])
     con, cur, vectors, before = indexed_table_to_compact(tmp_path / "moved.quarry")
     cur.execute("DELETE FROM items WHERE id >= 50000 AND id < 200000")
     cur.execute("SELECT rowid FROM items WHERE id = 240000")
     before = cur.fetchone()[0]
-    scopes.clear()  # (the DELETE's own sync may diff everything: it is not an append)
+    starts.clear()  # (the DELETE's own sync may diff everything: it is not an append)
     cur.execute("SET checkpoint_threshold = '1KB'")  # the INSERT's commit checkpoints
     cur.execute(f"INSERT INTO items VALUES ({MOVED_ROWS}, {[0.5] * MOVED_DIM}::FLOAT[])")
     cur.execute("SELECT rowid FROM items WHERE id = 240000")
     assert cur.fetchone()[0] != before  # the premise: the checkpoint moved the row
-    assert "{col} >= 50000" in scopes and "TRUE" not in scopes
+    assert 50000 in starts and 0 not in starts
     assert cur._session.vectors.info("item_vec").next_id == MOVED_ROWS + 1  # moved: re-pointed
     everything = np.concatenate([vectors, np.full((1, MOVED_DIM), 0.5, dtype=np.float32)])
     kept = (np.arange(MOVED_ROWS + 1) < 50_000) | (np.arange(MOVED_ROWS + 1) >= 200_000)
@@ -546,7 +546,8 @@ def test_a_delete_before_a_noticed_checkpoint_is_diffed_is_seen(tmp_path, delete
     cur.execute("DELETE FROM items WHERE id BETWEEN 150000 AND 159999")  # the index's first gap
     cur.execute("SET checkpoint_threshold = '1KB'")
     cur.execute("INSERT INTO notes VALUES ('its commit checkpoints the whole database')")
-    assert con._database.tail_diffs == {"item_vec": 150_000}  # the premise
+    pending = con._database.pending_diffs
+    assert pending.keys() == {"item_vec"} and pending["item_vec"].start == 150_000  # the premise
     if not delete_checkpoints:
         cur.execute("RESET checkpoint_threshold")
     cur.execute("DELETE FROM items WHERE id < 1000")
@@ -561,12 +562,12 @@ def test_checkpoints_of_an_append_only_table_need_no_full_diff(tmp_path, monkeyp
     1M rows that hashes every vector). After a DELETE a checkpoint may move rows: a full diff."""
     from quarrydb.engine.vector_catalog import VectorCatalog
 
-    scopes: list[str] = []
+    starts: list[int] = []  # 0: the whole table
     sync = VectorCatalog._sync
 
-    def recorded(self, info, index, scope="TRUE"):
-        scopes.append(scope)
-        return sync(self, info, index, scope)
+    def recorded(self, info, index, start=0, touched=None):
+        starts.append(start)
+        return sync(self, info, index, start, touched)
 
     con = quarrydb.connect(tmp_path / "appends.quarry")
     cur = con.cursor()
@@ -579,12 +580,12 @@ def test_checkpoints_of_an_append_only_table_need_no_full_diff(tmp_path, monkeyp
         mark = con._database.file_mark()
         cur.execute(f"INSERT INTO items VALUES ({3000 + i}, 0, {vector.tolist()}::FLOAT[])")
         assert con._database.file_mark() != mark  # the premise: its commit checkpointed
-    assert scopes and "TRUE" not in scopes  # only the appended rows were diffed
+    assert starts and 0 not in starts  # only the appended rows were diffed
     everything = np.concatenate([vectors, extra])
     probe = np.random.default_rng(7).standard_normal(DIM).astype(np.float32)
     assert top_k(cur, probe) == brute_force(everything, probe, np.ones(3004, dtype=bool), K)
     cur.execute("DELETE FROM items WHERE id < 1000")
-    assert scopes[-1] == "TRUE"
+    assert starts[-1] == 0
     kept = np.arange(3004) >= 1000
     assert top_k(cur, probe) == brute_force(everything, probe, kept, K)
     con.close()
@@ -614,8 +615,9 @@ def test_an_explicit_checkpoint_leaves_the_index_kept_current_by_writes(tmp_path
 
 def test_writes_with_parameters_are_diffed_once_at_the_next_search(cur):
     """executemany sends one statement per row: the index is not diffed after each, but once,
-    at the next search, from the first row they may have touched (for INSERTs: the first row
-    they added). Writes with parameters to a table without an index leave it current."""
+    at the next search, on the rows they touched: for INSERTs the rows they added, for UPDATE
+    and DELETE the rows their WHERE picks with the values given. Writes with parameters to a
+    table without an index leave it current."""
     vectors = make_vectors(cur, 3000)
     cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'flat')")
     database = cur._session.database
@@ -626,15 +628,46 @@ def test_writes_with_parameters_are_diffed_once_at_the_next_search(cur):
     cur.executemany("INSERT INTO log VALUES (?)", [["a"], ["b"]])
     assert "item_vec" in database.synced_indexes  # another table: nothing to diff
     cur.executemany("INSERT INTO items VALUES (?, 0, ?)", [[i, probe.tolist()] for i in (7, 8, 9)])
-    assert database.tail_diffs == {"item_vec": 3000} and "item_vec" not in database.synced_indexes
+    pending = database.pending_diffs["item_vec"]
+    assert (pending.start, len(pending.rows())) == (3000, 0)  # the rows added, no other
+    assert "item_vec" not in database.synced_indexes
     assert set(top_k(cur, probe)[:3]) == {7, 8, 9}  # the new rows: the nearest there are
     assert "item_vec" in database.synced_indexes
     cur.executemany("DELETE FROM items WHERE id = ? AND rowid >= 3000", [[8], [9]])
-    assert database.tail_diffs == {"item_vec": 0}  # the rows depend on the values: diff them all
-    cur.executemany("UPDATE items SET v = ? WHERE id = ? AND rowid >= 3000",
-                    [[(-probe).tolist(), 7]])  # now the farthest row there is
-    every_row = np.ones(3000, dtype=bool)
-    assert top_k(cur, probe) == brute_force(vectors, probe, every_row, K)
+    cur.executemany("UPDATE items SET v = $1 WHERE rowid >= $3 AND id = $2",
+                    [[(-probe).tolist(), 7, 3000]])  # now the farthest row there is
+    cur.execute("DELETE FROM items WHERE id = $id", {"id": 100})
+    pending = database.pending_diffs["item_vec"]
+    # from the row after the last one before each write on (the DELETEs lowered it), and the
+    # rows their WHERE picked
+    assert (pending.start, pending.rows().tolist()) == (3001, [100, 3000, 3001, 3002])
+    alive = np.arange(3000) != 100
+    assert top_k(cur, probe) == brute_force(vectors, probe, alive, K)
+
+
+def test_a_write_whose_rows_cannot_be_read_ahead_is_diffed_whole(cur):
+    """Where the rows an UPDATE / DELETE touches cannot be read before it runs (a function
+    that answers otherwise each time), or DuckDB's count of rows changed is not what was read
+    (a value compared otherwise as a literal than as a parameter), the whole table is diffed."""
+    vectors = make_vectors(cur, 3000)
+    cur.execute("ALTER TABLE items ADD COLUMN weight FLOAT DEFAULT 0.5")
+    cur.execute("UPDATE items SET weight = 0.1 WHERE id < 10")
+    cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'flat')")
+    database = cur._session.database
+    probe = np.random.default_rng(4).standard_normal(DIM).astype(np.float32)
+    top_k(cur, probe)
+    cur.execute("DELETE FROM items WHERE id >= 2990 AND random() < 2")
+    assert database.pending_diffs["item_vec"].start == 0  # volatile: the whole table
+    alive = np.arange(3000) < 2990
+    assert top_k(cur, probe) == brute_force(vectors, probe, alive, K)
+    # As a parameter, 0.1 is a DOUBLE, which no FLOAT 0.1 equals; written out as a literal, it
+    # is a DECIMAL, which the FLOAT column's 0.1 does equal.
+    cur.execute("SELECT count(*) FROM items WHERE weight = 0.1")
+    assert cur.fetchone()[0] == 10  # the premise: the literal picks 10 rows ...
+    cur.execute("UPDATE items SET v = ? WHERE weight = ?", [(-probe).tolist(), 0.1])
+    assert cur.rowcount == 0  # ... which the parameter does not
+    assert database.pending_diffs["item_vec"].start == 0
+    assert top_k(cur, probe) == brute_force(vectors, probe, alive, K)
 
 
 def test_writes_and_searches_inside_a_transaction(tmp_path):
@@ -689,6 +722,74 @@ def test_a_transaction_committed_after_another_cursor_searched_is_seen(tmp_path,
         assert top_k(second, probe) == before  # not committed: B does not see it
         first.execute("COMMIT")
         assert top_k(second, probe) == [7777, *before[:-1]]
+
+
+def test_two_connections_to_one_database_see_each_others_writes(tmp_path):
+    """Two connections of one process to the same directory share its indexes and what is
+    known of them: a DELETE through one is never returned by the other, which would otherwise
+    search its own copy of the index, one row short. Closing one leaves the other working."""
+    path = tmp_path / "shared.quarry"
+    first, second = quarrydb.connect(path), quarrydb.connect(path)
+    a, b = first.cursor(), second.cursor()
+    vectors = make_vectors(a, 3000)
+    a.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'flat')")
+    probe = np.random.default_rng(13).standard_normal(DIM).astype(np.float32)
+    nearest = brute_force(vectors, probe, np.ones(3000, dtype=bool), K)
+    assert top_k(b, probe) == nearest
+    a.execute(f"DELETE FROM items WHERE id = {nearest[0]}")
+    alive = np.arange(3000) != nearest[0]
+    assert top_k(b, probe) == brute_force(vectors, probe, alive, K)
+    first.close()
+    b.execute(f"DELETE FROM items WHERE id = {nearest[1]}")
+    alive[nearest[1]] = False
+    assert top_k(b, probe) == brute_force(vectors, probe, alive, K)
+    second.close()
+    with quarrydb.connect(path) as again:  # opened afresh once both are closed
+        assert top_k(again.cursor(), probe) == brute_force(vectors, probe, alive, K)
+
+
+def test_searches_and_writes_on_two_threads_never_miss_rows(tmp_path):
+    """Each thread with a connection of its own (DB-API threadsafety 1), to one database: one
+    deletes the rows nearest the probe, one at a time, and adds others; the other searches
+    meanwhile. Every answer has k rows (a search between a DELETE's commit and its index
+    update would come back short), and the last one is exact."""
+    import threading
+
+    path = tmp_path / "threads.quarry"
+    with quarrydb.connect(path) as setup:
+        vectors = make_vectors(setup.cursor(), 3000)
+        setup.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'flat')")
+    probe = np.random.default_rng(14).standard_normal(DIM).astype(np.float32)
+    nearest = brute_force(vectors, probe, np.ones(3000, dtype=bool), 40)
+    writer, searcher = quarrydb.connect(path), quarrydb.connect(path)
+    failures: list[BaseException] = []
+    done = threading.Event()
+
+    def write() -> None:
+        try:
+            cur = writer.cursor()
+            for step, row in enumerate(nearest):
+                cur.execute(f"DELETE FROM items WHERE id = {row}")
+                cur.execute("INSERT INTO items VALUES (?, 0, ?)", [10_000 + step,
+                                                                 (-probe).tolist()])
+        except BaseException as exc:  # reported by the main thread
+            failures.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=write)
+    thread.start()
+    cur, answers = searcher.cursor(), 0
+    while not done.is_set() or answers == 0:
+        assert len(top_k(cur, probe)) == K
+        answers += 1
+    thread.join()
+    assert not failures, failures
+    alive = np.ones(3000, dtype=bool)
+    alive[nearest] = False
+    assert top_k(cur, probe) == brute_force(vectors, probe, alive, K)
+    writer.close()
+    searcher.close()
 
 
 def test_an_index_whose_sync_failed_is_loaded_again_from_its_files(tmp_path, monkeypatch):
