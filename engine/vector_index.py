@@ -69,6 +69,7 @@ class VectorIndex:
     # Lookups derived from the above, rebuilt after a change: row id -> index id (sorted), and
     # index id -> position in the main index's own vector store.
     _by_row: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _live_rows: int | None = field(default=None, repr=False)  # see size
     _positions: np.ndarray | None = field(default=None, repr=False)
     _fresh_store: np.ndarray | None = field(default=None, repr=False)  # fresh_vectors and room
     # (tombstones, their count, the selector hiding them, its inner selector): see _hidden
@@ -81,7 +82,7 @@ class VectorIndex:
             grown[: len(self.rows)] = self.rows
             self.rows = grown
         self.rows[vids] = row_ids
-        self._by_row = None
+        self._by_row = self._live_rows = None
 
     def row_ids(self, vids: np.ndarray) -> list[int]:
         found = self.rows[vids[vids < len(self.rows)]]
@@ -128,7 +129,14 @@ class VectorIndex:
 
     @property
     def size(self) -> int:
-        return int(self.index.ntotal) + len(self.fresh_ids) - len(self.tombstones)
+        """The rows the index holds, counted in its map of ids to rows (which the catalog
+        keeps too), not as FAISS's count less the tombstones: that is wrong wherever a
+        tombstone names an id the graph does not hold, and every write then diffed the whole
+        table (found after a benchmark had merged an index's fresh vectors behind the
+        catalog's back)."""
+        if self._live_rows is None:
+            self._live_rows = int(np.count_nonzero(self.rows >= 0))
+        return self._live_rows
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         if not len(ids):

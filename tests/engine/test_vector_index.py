@@ -792,6 +792,37 @@ def test_searches_and_writes_on_two_threads_never_miss_rows(tmp_path):
     searcher.close()
 
 
+def test_tombstones_of_ids_the_graph_lacks_leave_writes_diffing_their_rows(tmp_path,
+                                                                          monkeypatch):
+    """An HNSW index whose catalog tombstones ids its graph does not hold (here: a save outside
+    the catalog joined fresh vectors to the graph in memory, then they were deleted) still
+    counts its rows right: a write diffs its own rows, not the whole table every time."""
+    from quarrydb.engine.vector_catalog import VectorCatalog
+
+    path = tmp_path / "tombstones.quarry"
+    with quarrydb.connect(path) as con:
+        cur = con.cursor()
+        vectors = make_vectors(cur, 3000)
+        cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'hnsw')")
+        cur.execute("INSERT INTO items SELECT 3000 + id, 0, v FROM items WHERE id < 10")
+        con._database.loaded_indexes["item_vec"].save(tmp_path / "elsewhere.faiss")
+        cur.execute("DELETE FROM items WHERE id >= 3000")
+    starts: list[int] = []  # 0: the whole table
+    sync = VectorCatalog._sync
+    monkeypatch.setattr(VectorCatalog, "_sync", lambda self, info, index, start=0, touched=None: (
+        starts.append(start), sync(self, info, index, start, touched))[1])
+    with quarrydb.connect(path) as con:
+        cur = con.cursor()
+        probe = np.random.default_rng(15).standard_normal(DIM).astype(np.float32)
+        top_k(cur, probe)  # loaded, and diffed once after the open
+        assert con._database.loaded_indexes["item_vec"].size == 3000
+        starts.clear()
+        cur.execute(f"INSERT INTO items VALUES (3000, 0, {probe.tolist()}::FLOAT[])")
+        assert starts == [3000]  # from the row after the last one on, not the whole table
+        assert top_k(cur, probe) == [3000, *brute_force(vectors, probe,
+                                                        np.ones(3000, dtype=bool), K - 1)]
+
+
 def test_an_index_whose_sync_failed_is_loaded_again_from_its_files(tmp_path, monkeypatch):
     """A sync that fails after it changed the index in memory, before its catalog commit:
     the index in memory is dropped, and the next search loads the files and diffs them."""
@@ -881,7 +912,7 @@ def test_an_ivf_file_from_before_ivf_kept_its_own_ids_is_refused_so_it_is_rebuil
     options = IndexOptions(kind="ivf", nlist=4)
     current = VectorIndex.build(DIM, options, vectors, np.arange(400))
     current.save(tmp_path / "current.faiss")
-    assert VectorIndex.load(tmp_path / "current.faiss", DIM, options, set())[0].size == 400
+    assert VectorIndex.load(tmp_path / "current.faiss", DIM, options, set())[0].index.ntotal == 400
     wrapped = faiss.IndexIDMap2(faiss.IndexIVFFlat(faiss.IndexFlatIP(DIM), DIM, 4,
                                                    faiss.METRIC_INNER_PRODUCT))
     wrapped.train(vectors)
