@@ -4,9 +4,10 @@ a search answers exactly as brute force over the rows DuckDB holds at that momen
 Each way of keeping an index current has its own test elsewhere; these sequences mix them
 (tracked writes, writes with parameters, checkpoints at a write to this table or another,
 explicit CHECKPOINTs, writes by plain DuckDB while quarrydb is closed, writes in a
-transaction that commits or rolls back). A bug between two of them was found this way; it has
-its own test now (test_a_delete_before_a_noticed_checkpoint_is_diffed_is_seen). The table
-spans more than one DuckDB row group, so checkpoints do move rows.
+transaction that commits or rolls back, writes through another connection). A bug between
+two of them was found this way; it has its own test now
+(test_a_delete_before_a_noticed_checkpoint_is_diffed_is_seen). The table spans more than one
+DuckDB row group, so checkpoints do move rows.
 """
 
 from __future__ import annotations
@@ -78,6 +79,15 @@ class Sequence:
         self.cur.execute(f"UPDATE items SET v = list_transform(v, lambda x: -x)::FLOAT[{DIM}]"
                          f" WHERE id BETWEEN {low} AND {low + int(self.rng.integers(0, 500))}")
 
+    def write_through_another_connection(self) -> None:
+        """Another connection of this process (a thread's, say) writes: it shares the index."""
+        with quarrydb.connect(self.path) as other:
+            cur = other.cursor()
+            row = self.new_rows(1).to_pylist()[0]
+            cur.execute(f"INSERT INTO items VALUES (?, ?::FLOAT[{DIM}])", [row["id"], row["v"]])
+            low = int(self.rng.integers(0, self.next_id))
+            cur.execute(f"DELETE FROM items WHERE id BETWEEN {low} AND {low + 50}")
+
     def checkpoint(self) -> None:
         self.cur.execute("CHECKPOINT")
 
@@ -122,7 +132,8 @@ class Sequence:
 FILTER_SHARES = [None, None, 0.005, 0.05, 0.5]
 STEP_NAMES = ["insert", "insert_with_parameters", "delete", "update", "checkpoint",
               "write_elsewhere_checkpointing", "delete_checkpointing", "write_with_plain_duckdb",
-              "delete_with_parameters", "update_with_parameters", "transaction"]
+              "delete_with_parameters", "update_with_parameters", "transaction",
+              "write_through_another_connection"]
 
 
 @pytest.mark.parametrize("seed", [3, 9, 11])
