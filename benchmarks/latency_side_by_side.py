@@ -16,6 +16,7 @@ Setup of a baseline (any commit), as a package named quarrydb:
     git worktree add /tmp/base <commit>
     mkdir -p /tmp/basepkg && ln -s /tmp/base /tmp/basepkg/quarrydb
 Run: .venv/bin/python benchmarks/latency_side_by_side.py /tmp/basepkg [RUN_FOLDER] [--ef 96]
+     [--where 'bucket < 10']
 """
 
 from __future__ import annotations
@@ -40,13 +41,14 @@ from vector_index import K, literal  # noqa: E402
 WARM_QUERIES = 5
 
 
-def worker(database: str, queries_path: str, ef: int) -> None:
+def worker(database: str, queries_path: str, ef: int, where: str) -> None:
     """Answer 'query number' lines on stdin with the time and ids of that search."""
     import quarrydb
 
     queries = np.load(queries_path)
-    sqls = [f"SELECT id FROM items ORDER BY similarity(v, {literal(q)}) DESC LIMIT {K}"
-            for q in queries]
+    condition = f"WHERE {where}" if where else ""
+    sqls = [f"SELECT id FROM items {condition} ORDER BY similarity(v, {literal(q)}) DESC"
+            f" LIMIT {K}" for q in queries]
     con = quarrydb.connect(database)
     cur = con.cursor()
     cur.execute(sqls[0]).fetchall()  # loads the index
@@ -63,12 +65,13 @@ def worker(database: str, queries_path: str, ef: int) -> None:
     con.close()
 
 
-def start(source: str | None, database: Path, queries: Path, ef: int) -> subprocess.Popen:
+def start(source: str | None, database: Path, queries: Path, ef: int, where: str
+          ) -> subprocess.Popen:
     env = dict(os.environ)
     if source:
         env["PYTHONPATH"] = source
     process = subprocess.Popen(
-        [sys.executable, __file__, "--worker", str(database), str(queries), str(ef)],
+        [sys.executable, __file__, "--worker", str(database), str(queries), str(ef), where],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     assert process.stdout is not None
     if process.stdout.readline().strip() != "ready":
@@ -96,6 +99,7 @@ def main() -> None:
     parser.add_argument("--ef", type=int, default=96, help="the HNSW index's ef_search")
     parser.add_argument("--rounds", type=int, default=3, help="times through the queries")
     parser.add_argument("--block", type=int, default=10, help="queries a side runs in a turn")
+    parser.add_argument("--where", default="", help="a filter, e.g. 'bucket < 10' (1%%)")
     args = parser.parse_args()
     run = Path(args.run or sorted(glob.glob("/tmp/quarrydb-vectors-*/structured"))[-1])
     queries = run / "queries.npy"
@@ -103,8 +107,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="quarrydb-side-by-side-", dir=run) as scratch:
         copy = Path(scratch) / "bench.quarry"
         shutil.copytree(run / "bench.quarry", copy)
-        sides = {"baseline": start(args.baseline, copy, queries, args.ef),
-                 "this checkout": start(None, run / "bench.quarry", queries, args.ef)}
+        sides = {"baseline": start(args.baseline, copy, queries, args.ef, args.where),
+                 "this checkout": start(None, run / "bench.quarry", queries, args.ef,
+                                        args.where)}
         times: dict[str, list[float]] = {name: [] for name in sides}
         same = 0
         for turn, first in enumerate(range(0, args.rounds * count, args.block)):
@@ -120,7 +125,8 @@ def main() -> None:
             process.stdin.close()
             process.wait()
     base, this = times["baseline"], times["this checkout"]
-    print(f"{run}: {count} queries x {args.rounds} rounds, ef_search {args.ef}, taking turns"
+    print(f"{run}: {count} queries x {args.rounds} rounds, ef_search {args.ef},"
+          f" {'WHERE ' + args.where if args.where else 'unfiltered'}, taking turns"
           f" {args.block} queries at a time ({len(base)} timed on each side)")
     for name, side in times.items():
         print(f"  {name:14}: {ms(side)}")
@@ -132,6 +138,6 @@ def main() -> None:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
-        worker(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+        worker(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5])
     else:
         main()
