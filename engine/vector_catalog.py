@@ -63,8 +63,9 @@ FOLD_MAX_SHARE = 0.1
 # The rows changes may hold before the snapshot is rewritten, as a share of its rows. New
 # vectors are searched exactly beside a flat or HNSW index until then: for flat that is what the
 # index does anyway, so only the rewrite (the whole snapshot: 5-9 s at 1M x 384) is weighed;
-# beside a graph each held vector costs every search time (at 1M x 384: 2% of the rows 0.9 ms,
-# 10% 7.7 ms, against a 2 ms search). IVF takes them into its lists at once.
+# beside a graph each held vector costs every search time (at 1M x 384 on 2 cores: about 2 ms
+# per 10,000 held, against a 2 ms search; benchmarks/fresh_vectors.py). IVF takes them into its
+# lists at once.
 MAX_DELTA_SHARE = {"flat": 1.0, "ivf": 1.0, "hnsw": 0.02}
 SYNC_ATTEMPTS = 3
 
