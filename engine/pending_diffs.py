@@ -14,6 +14,10 @@ import numpy as np
 # Beyond this many touched rows kept for a later diff, they are folded into the diff's tail
 # (from the lowest of them on): memory stays bounded, and a diff of so many is slow either way.
 TOUCHED_ROWS_KEPT_MAX = 100_000
+# Beyond this many UPDATEs / DELETEs left for a later diff, it diffs the whole table, and the
+# writes after them no longer read their rows first: at 1M rows reading them costs about 1 ms
+# a write, a whole-table diff about 1.5 s once.
+WRITES_READ_MAX = 1000
 
 
 @dataclass
@@ -50,9 +54,16 @@ class PendingDiff:
     start: int
     touched: list[np.ndarray] = field(default_factory=list)
     touched_count: int = 0
+    counted_writes: int = 0  # UPDATEs / DELETEs whose rows were read before they ran
 
     def add(self, write: NotedWrite) -> None:
+        self.counted_writes += write.counted
+        if self.counted_writes > WRITES_READ_MAX:
+            self.start = 0
         self.start = min(self.start, write.start)
+        if self.start == 0:  # the whole table: no rows to keep
+            self.touched, self.touched_count = [], 0
+            return
         below = write.touched[write.touched < self.start]
         if len(below):
             self.touched.append(below)

@@ -251,7 +251,9 @@ class Session:
         if not self.vectors.indexes_on(table):  # nothing to keep current
             return NotedWrite([], 0, appends_only=appends_only)
         rows_sql, rows_known = None, True
-        if isinstance(tree, (exp.Update, exp.Delete)):
+        if isinstance(tree, (exp.Update, exp.Delete)) and self.vectors.diffs_whole(table):
+            rows_known = False  # not worth reading: the next search diffs every row anyway
+        elif isinstance(tree, (exp.Update, exp.Delete)):
             where, rows_known = self._write_condition(tree, params)
             rows_sql = f"SELECT rowid FROM {table} WHERE {where}"
         try:

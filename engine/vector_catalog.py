@@ -165,6 +165,14 @@ class VectorCatalog:
     def indexes_on(self, table: str) -> list[str]:
         return [i.name for i in self.all() if i.table.lower() == table.lower()]
 
+    def diffs_whole(self, table: str) -> bool:
+        """Whether every index on `table` is left to diff the whole table at its next use:
+        then which rows a write touches does not matter."""
+        pending = self.database.pending_diffs
+        return all(name not in self.database.synced_indexes
+                   and (name not in pending or pending[name].start == 0)
+                   for name in self.indexes_on(table))
+
     def info(self, name: str) -> IndexInfo | None:
         """The index's description, from the cache `all` keeps (no query on the search path)."""
         return next((i for i in self.all() if i.name == name), None)

@@ -645,6 +645,30 @@ def test_writes_with_parameters_are_diffed_once_at_the_next_search(cur):
     assert top_k(cur, probe) == brute_force(vectors, probe, alive, K)
 
 
+def test_writes_after_many_read_ahead_do_not_read_their_rows(cur, monkeypatch):
+    """Past WRITES_READ_MAX UPDATEs / DELETEs left to the next search, it diffs the whole
+    table, and the writes after them skip reading their rows: it would change nothing."""
+    from quarrydb.engine import pending_diffs
+    from quarrydb.engine.vector_catalog import VectorCatalog
+
+    monkeypatch.setattr(pending_diffs, "WRITES_READ_MAX", 2)
+    vectors = make_vectors(cur, 3000)
+    cur.execute("CREATE INDEX item_vec ON items USING faiss (v) WITH (kind = 'flat')")
+    probe = np.random.default_rng(16).standard_normal(DIM).astype(np.float32)
+    top_k(cur, probe)
+    read: list[str | None] = []
+    before_write = VectorCatalog.before_write
+    monkeypatch.setattr(VectorCatalog, "before_write", lambda self, table, rows_sql, appends: (
+        read.append(rows_sql), before_write(self, table, rows_sql, appends))[1])
+    nearest = brute_force(vectors, probe, np.ones(3000, dtype=bool), 5)
+    cur.executemany("DELETE FROM items WHERE id = ?", [[row] for row in nearest])
+    assert [sql is not None for sql in read] == [True, True, True, False, False]
+    assert cur._session.database.pending_diffs["item_vec"].start == 0
+    alive = np.ones(3000, dtype=bool)
+    alive[nearest] = False
+    assert top_k(cur, probe) == brute_force(vectors, probe, alive, K)
+
+
 def test_a_write_whose_rows_cannot_be_read_ahead_is_diffed_whole(cur):
     """Where the rows an UPDATE / DELETE touches cannot be read before it runs (a function
     that answers otherwise each time), or DuckDB's count of rows changed is not what was read
