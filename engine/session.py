@@ -251,14 +251,14 @@ class Session:
         if not self.vectors.indexes_on(table):  # nothing to keep current
             return NotedWrite([], 0, appends_only=appends_only)
         rows_sql, rows_known = None, True
-        if isinstance(tree, (exp.Update, exp.Delete)) and self.vectors.diffs_whole(table):
-            rows_known = False  # not worth reading: the next search diffs every row anyway
-        elif isinstance(tree, (exp.Update, exp.Delete)):
-            where, rows_known = self._write_condition(tree, params)
-            rows_sql = f"SELECT rowid FROM {table} WHERE {where}"
+        if isinstance(tree, (exp.Update, exp.Delete)):
+            # Not worth reading where the next search diffs every row anyway.
+            where = None if self.vectors.diffs_whole(table) else self._write_condition(
+                tree, params)
+            rows_known = where is not None
+            rows_sql = f"SELECT rowid FROM {table} WHERE {where}" if rows_known else None
         try:
-            noted = self.vectors.before_write(table, rows_sql if rows_known else None,
-                                              appends_only)
+            noted = self.vectors.before_write(table, rows_sql, appends_only)
         except duckdb.Error:
             return None
         if not rows_known:
@@ -266,20 +266,20 @@ class Session:
         return noted
 
     @staticmethod
-    def _write_condition(tree: exp.Update | exp.Delete, params: Params) -> tuple[str, bool]:
+    def _write_condition(tree: exp.Update | exp.Delete, params: Params) -> str | None:
         """The WHERE of an UPDATE / DELETE, with its parameters' values, to select the rows it
-        will touch; False where that selection may pick other rows than the write will (a
+        will touch; None where that selection may pick other rows than the write will (a
         value SQL cannot write out, a function that answers otherwise when run again)."""
         where = tree.args.get("where")
         if where is None:
-            return "TRUE", True
+            return "TRUE"
         if params:
             try:  # the WHERE's values alone: those of SET may be long vectors
                 copy = tree.copy()
                 where = bind_parameters(copy, params, within=copy.args["where"]).args["where"]
             except ProgrammingError:
-                return "FALSE", False
-        return to_sql(where.this), not is_volatile(where)
+                return None
+        return None if is_volatile(where) else to_sql(where.this)
 
     def _run_statement(self, statement: statements.Statement, params: Params) -> Result:
         """DuckDB runs the statement as written. Inside a transaction (BEGIN ... COMMIT) the
