@@ -23,17 +23,19 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
 from quarrydb.engine.sqltree import (
     DIALECT,
+    comparable,
     conjuncts,
     from_clause,
     is_constant,
+    table_key,
     to_sql,
-    without_qualifiers,
 )
 from quarrydb.engine.vector_catalog import IndexInfo, VectorCatalog
 from quarrydb.engine.vector_index import VectorIndex, in_set
@@ -64,11 +66,11 @@ class IndexQuery:
     probe: exp.Expression  # the constant side: embed('text') or a vector literal
     source: exp.Table
     where: exp.Expression | None
+    with_: exp.With | None = None  # the statement's CTEs, which the WHERE may use
     strategy: str = ""
     matching: int = 0
     total: int = 0
     candidates: int = 0
-    ordered_by: str = "similarity, scored by DuckDB"
 
     @property
     def selectivity(self) -> float:
@@ -78,7 +80,17 @@ class IndexQuery:
         return (f"index {self.info.name} ({self.info.options.kind}, {self.info.options.metric})"
                 f" on {self.info.table}: strategy {self.strategy}, estimated selectivity"
                 f" {self.selectivity:.4f} ({self.matching} of {self.total} rows), k={self.k},"
-                f" candidates {self.candidates}, ordered by {self.ordered_by}")
+                f" candidates {self.candidates}, ordered by the index's exact scores")
+
+
+# The orderings an index answers, by metric: the functions, and whether best is descending.
+# An `ip` index ranks by inner product, which DuckDB computes under these names; similarity()
+# is cosine, which an inner product ranks alike only on vectors of one length.
+INNER_PRODUCTS = frozenset({"list_inner_product", "array_inner_product", "list_dot_product",
+                            "array_dot_product"})
+ORDERINGS = {"cosine": (frozenset({"similarity"}), True), "l2": (frozenset({"distance"}), False),
+             "ip": (INNER_PRODUCTS, True)}
+SEARCH_FUNCTIONS = frozenset().union(*(names for names, _ in ORDERINGS.values()))
 
 
 def match(tree: exp.Expression, catalog: VectorCatalog, names: frozenset[str]
@@ -99,13 +111,14 @@ def match(tree: exp.Expression, catalog: VectorCatalog, names: frozenset[str]
     call = ordered.this
     if not (isinstance(call, exp.Anonymous) and len(call.expressions) == 2):
         return None
-    kind = str(call.this).lower()
-    descending = bool(ordered.args.get("desc"))
-    if not ((kind == "similarity" and descending) or (kind == "distance" and not descending)):
-        return None
+    if ordered.args.get("nulls_first"):
+        return None  # rows without a vector first: the index holds none of them
     source = from_clause(tree)
     if source is None or not isinstance(source.this, exp.Table) or not source.this.name:
         return None
+    table = source.this
+    if tree.args.get("sample") or table.args.get("sample") or _shadowed(tree, table):
+        return None  # a sample: the best rows of a sample; a CTE of the table's name
     where = tree.args.get("where")
     if where is not None and any(str(n.this).lower() in names
                                  for n in where.find_all(exp.Anonymous)):
@@ -114,20 +127,35 @@ def match(tree: exp.Expression, catalog: VectorCatalog, names: frozenset[str]
     for indexed, probe in ((first, second), (second, first)):
         if not is_constant(probe) or is_constant(indexed):
             continue
-        wanted = to_sql(without_qualifiers(indexed))
+        wanted = comparable(indexed)
         for info in catalog.all():
-            metric_fits = (info.options.metric == "l2") == (kind == "distance")
-            if (info.table.lower() == source.this.name.lower() and info.expression == wanted
-                    and metric_fits):
-                return IndexQuery(info, int(value.name), probe, source.this,
-                                  where.this if where else None)
+            functions, descending = ORDERINGS[info.options.metric]
+            if (str(call.this).lower() in functions
+                    and bool(ordered.args.get("desc")) == descending
+                    and table_key(info.table) == table_key(table)
+                    and comparable(info.expression) == wanted):
+                with_ = tree.args.get("with") or tree.args.get("with_")
+                return IndexQuery(info, int(value.name), probe, table,
+                                  where.this if where else None, with_)
     return None
+
+
+def _shadowed(tree: exp.Select, table: exp.Table) -> bool:
+    """Whether a CTE of the statement has the table's name (then FROM names the CTE)."""
+    with_ = tree.args.get("with") or tree.args.get("with_")
+    return with_ is not None and not table.db and any(
+        cte.alias_or_name.lower() == table.name.lower() for cte in with_.expressions)
 
 
 def candidates(query: IndexQuery, catalog: VectorCatalog, probe_vector: np.ndarray
                ) -> list[int] | None:
     """The rows the index proposes, best first; None: run the query as written (exact)."""
     index = catalog.current(query.info.name)
+    if (probe_vector.ndim != 1 or len(probe_vector) != index.dim
+            or not np.isfinite(probe_vector).all()
+            or (query.info.options.metric == "cosine" and not probe_vector.any())):
+        query.strategy = "exact (the probe is not a vector the index can rank by)"
+        return None  # DuckDB's answer: its error, or its order for a NULL or zero probe
     has_nulls = catalog.null_rows(query.info.name) > 0
     query.total = index.size
     matching_rows = np.zeros(0, dtype=np.int64)
@@ -139,20 +167,23 @@ def candidates(query: IndexQuery, catalog: VectorCatalog, probe_vector: np.ndarr
         filters = " AND ".join(
             ([f"({query.info.key_expression}) IS NOT NULL"] if has_nulls else [])
             + [f"({to_sql(query.where)})"])
-        matching_rows = catalog.con.execute(
-            f"SELECT rowid FROM {to_sql(query.source)} WHERE {filters}"
-        ).fetchnumpy()["rowid"].astype(np.int64)
+        ctes = f"{to_sql(query.with_)} " if query.with_ is not None else ""
+        try:
+            matching_rows = catalog.con.execute(
+                f"{ctes}SELECT rowid FROM {to_sql(query.source)} WHERE {filters}"
+            ).fetchnumpy()["rowid"].astype(np.int64)
+        except duckdb.Error:  # e.g. the WHERE names a SELECT list alias: only the query binds it
+            query.strategy = "exact (the filter cannot be counted apart from the query)"
+            return None
         query.matching = len(matching_rows)
     wanted = min(query.k, query.matching)
-    exact_candidates = max(2 * query.k, query.k + 16)  # an ip index's: DuckDB re-scores
     if query.where is None and query.matching == query.total:
         query.strategy = "search"
         rows = _search(index, probe_vector, query.k, None)
     elif query.matching <= max(EXACT_MAX_ROWS, query.k):
         query.strategy = "exact"
         return None
-    elif (gathered := _gathered(index, query, probe_vector, matching_rows,
-                                exact_candidates)) is not None:
+    elif (gathered := _gathered(index, query, probe_vector, matching_rows)) is not None:
         query.strategy = "exact over the matching rows' indexed vectors"
         rows = gathered
     elif query.selectivity <= FILTERED_MAX_SELECTIVITY or query.info.options.kind == "ivf":
@@ -160,17 +191,14 @@ def candidates(query: IndexQuery, catalog: VectorCatalog, probe_vector: np.ndarr
         rows = _search(index, probe_vector, query.k, index.vids_of_rows(matching_rows))
     else:
         query.strategy = "widening search"
-        rows = _widening(index, query, probe_vector, matching_rows, wanted)[:exact_candidates]
+        rows = _widening(index, query, probe_vector, matching_rows, wanted)
     # Rows whose vector is NULL sort last in the query as written; when fewer than k vectors
     # match they belong in the answer, which only the exact path gives.
     if len(rows) < wanted or (has_nulls and query.matching < query.k):
         query.strategy += " -> exact (came back short)"
         return None
-    if ranks_candidates(query):  # the answer is the first k, in this order
-        rows = rows[:query.k]
+    rows = rows[:query.k]  # the answer, in its order
     query.candidates = len(rows)
-    query.ordered_by = ("the index's exact scores" if ranks_candidates(query)
-                        else "similarity, scored by DuckDB")
     return rows
 
 
@@ -179,16 +207,10 @@ def listed(rows: list[int]) -> str:
     return f"[{', '.join(map(str, rows))}]"
 
 
-def ranks_candidates(query: IndexQuery) -> bool:
-    """Whether the candidates' order is the answer's (see _order_by_rank)."""
-    return query.info.options.metric != "ip"
-
-
-def restrict(tree: exp.Select, query: IndexQuery, rows_text: str,
-             order_after: bool = False) -> exp.Select:
+def restrict(tree: exp.Select, rows_text: str, order_after: bool = False) -> exp.Select:
     """`tree` (changed in place: the session's own parse, no copy) limited to the candidate
-    rows `rows_text` names, and ordered by their rank where that is the answer's order: in
-    SQL, or with `order_after` by in_candidate_order after DuckDB's answer."""
+    rows `rows_text` names, and ordered by their rank, which is the answer's order: in SQL, or
+    with `order_after` by in_candidate_order after DuckDB's answer."""
     # A semi-join, not `rowid IN (1, 2, ...)`: DuckDB pushes it into the scan as a join filter,
     # so only the candidates' vectors are read (measured: 5 ms against 90 ms on 1M rows).
     rows = exp.Cast(this=exp.Literal.string(rows_text), to=ROW_IDS.copy())
@@ -199,11 +221,10 @@ def restrict(tree: exp.Select, query: IndexQuery, rows_text: str,
     tree.where(condition if existing is None else exp.and_(*conjuncts(existing.this),
                                                              condition), append=False,
                copy=False)
-    if ranks_candidates(query):
-        if order_after:
-            _select_candidate_row(tree)
-        else:
-            _order_by_rank(tree, rows.copy())
+    if order_after:
+        _select_candidate_row(tree)
+    else:
+        _order_by_rank(tree, rows.copy())
     return tree
 
 
@@ -226,11 +247,10 @@ def _select_candidate_row(tree: exp.Select) -> None:
 
 def _order_by_rank(tree: exp.Select, ranked_rows: exp.Expression) -> None:
     """ORDER BY the candidates' rank instead of similarity(...): the index scored them exactly
-    from the vectors it keeps (cosine of unit vectors, or L2), so DuckDB need not read their
-    vectors, cast the probe literal and score them again (about 1.5 ms of a 1M-row query), nor
-    run a model for an indexed model expression. Rows whose scores differ only in float
-    rounding may come in the other order. An `ip` index ranks by inner product, not by the
-    cosine similarity() orders by: DuckDB keeps ordering those."""
+    from the vectors it keeps (cosine of unit vectors, L2, or the inner product), so DuckDB
+    need not read their vectors, cast the probe literal and score them again (about 1.5 ms of
+    a 1M-row query), nor run a model for an indexed model expression. Rows whose scores differ
+    only in float rounding may come in the other order."""
     ordered = tree.args["order"].expressions[0]
     ordered.set("this", exp.func("list_position", ranked_rows, exp.column("rowid")))
     ordered.set("desc", False)
@@ -243,7 +263,7 @@ def _search(index: VectorIndex, probe: np.ndarray, k: int, allowed: np.ndarray |
 
 
 def _gathered(index: VectorIndex, query: IndexQuery, probe: np.ndarray,
-              matching_rows: np.ndarray, k: int) -> list[int] | None:
+              matching_rows: np.ndarray) -> list[int] | None:
     """The best k of the matching rows, scored from the index's own vectors; None when that
     is not the cheaper way (too many rows)."""
     if query.info.options.kind == "flat":
@@ -251,7 +271,7 @@ def _gathered(index: VectorIndex, query: IndexQuery, probe: np.ndarray,
             return None
     elif query.matching > GATHER_MAX_ROWS:
         return None
-    _, vids = index.exact_among(probe, k, index.vids_of_rows(matching_rows))
+    _, vids = index.exact_among(probe, query.k, index.vids_of_rows(matching_rows))
     return index.row_ids(vids)
 
 

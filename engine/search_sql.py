@@ -101,20 +101,20 @@ class SearchTemplates:
 
     def __init__(self, calls_models: Callable[[exp.Expression], bool]) -> None:
         self._calls_models = calls_models
-        self._kept: dict[tuple[str, str, bool], str | None] = {}
+        self._kept: dict[tuple[str, str], str | None] = {}
 
     def sql(self, text: str, tree: exp.Expression, query: index_scan.IndexQuery,
             rows: list[int]) -> str | None:
         """The statement `text` (parsed: `tree`, left unchanged) restricted to `rows`; None
-        where it is too long to keep or still calls a model (the planner runs it). Where the
-        index ranks the candidates, DuckDB leaves the order to index_scan.in_candidate_order."""
+        where it is too long to keep or still calls a model (the planner runs it). DuckDB
+        leaves the order to index_scan.in_candidate_order."""
         if len(text) > statements.CACHED_TEXT_MAX:
             return None
-        key = (text, query.info.name, index_scan.ranks_candidates(query))
+        key = (text, query.info.name)
         if key not in self._kept:
             if len(self._kept) >= statements.CACHED_STATEMENTS:
                 self._kept.clear()
-            restricted = index_scan.restrict(tree.copy(), query, _CANDIDATES, order_after=True)
+            restricted = index_scan.restrict(tree.copy(), _CANDIDATES, order_after=True)
             self._kept[key] = None if self._calls_models(restricted) else restricted.sql(
                 dialect=DIALECT)
         template = self._kept[key]

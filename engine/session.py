@@ -46,7 +46,7 @@ from quarrydb.udfs.device import default_device, validate_device
 ROW_COUNT_KINDS = {"INSERT", "UPDATE", "DELETE"}
 NOTED_WRITE_KINDS = ROW_COUNT_KINDS | {"COPY"}  # writes whose rows an index is kept current for
 READ_KINDS = {"SELECT", "EXPLAIN", "PRAGMA", "SET", "VARIABLE_SET", "TRANSACTION", "UNKNOWN"}
-SEARCH_FUNCTIONS = frozenset({"similarity", "distance"})
+SEARCH_FUNCTIONS = index_scan.SEARCH_FUNCTIONS  # the orderings an index may answer
 # DuckDB warns that Arrow from a plain statement costs a copy: wanted for a top-k (_run_duckdb).
 warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning,
                         module=__name__)
@@ -321,7 +321,7 @@ class Session:
             return tree, None
         rows = index_scan.candidates(query, self.vectors, self._probe_vector(query))
         if rows is not None:
-            index_scan.restrict(tree, query, index_scan.listed(rows))
+            index_scan.restrict(tree, index_scan.listed(rows))
         return tree, query.describe()
 
     def _run_index_search(self, text: str, tree: exp.Expression, query: index_scan.IndexQuery,
@@ -332,9 +332,8 @@ class Session:
         if rows is not None:
             sql = None if params else self._search_templates.sql(text, tree, query, rows)
             if sql is not None:
-                ranked = rows if index_scan.ranks_candidates(query) else None
-                return self._run_duckdb(sql, None, kind, top_k=True, ranked=ranked)
-            tree = index_scan.restrict(tree.copy(), query, index_scan.listed(rows))
+                return self._run_duckdb(sql, None, kind, top_k=True, ranked=rows)
+            tree = index_scan.restrict(tree.copy(), index_scan.listed(rows))
         if model_call_nodes(tree, self.registry):
             return self._run_with_models(tree.copy(), kind)
         return self._run_duckdb(to_sql(tree), None, kind, top_k=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import re
 
+import sqlglot
 from sqlglot import exp
 
 DIALECT = "duckdb"
@@ -110,6 +112,29 @@ def without_qualifiers(node: exp.Expression) -> exp.Expression:
     for column in node.find_all(exp.Column):
         column.set("table", None)
     return node
+
+
+def comparable(node: exp.Expression | str) -> str:
+    """An expression's SQL as DuckDB reads it, to compare two: table qualifiers dropped and
+    identifiers in lower case (DuckDB's names are case-insensitive, quoted or not)."""
+    return _comparable(node if isinstance(node, str) else to_sql(node))
+
+
+@functools.lru_cache(maxsize=256)
+def _comparable(text: str) -> str:
+    node = without_qualifiers(sqlglot.parse_one(text, dialect=DIALECT))
+    for identifier in node.find_all(exp.Identifier):
+        identifier.set("this", identifier.name.lower())
+        identifier.set("quoted", False)
+    return node.sql(dialect=DIALECT)
+
+
+def table_key(table: exp.Table | str) -> tuple[str, str]:
+    """(schema, table) as DuckDB resolves a name: `items`, `main.items` and `"Items"` are one
+    table; `s.items` is another."""
+    if isinstance(table, str):
+        table = exp.to_table(table, dialect=DIALECT)
+    return (table.db or "main").lower(), table.name.lower()
 
 
 # Functions whose value may differ between two runs of the same statement.

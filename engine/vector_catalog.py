@@ -37,7 +37,7 @@ from quarrydb.engine.errors import ProgrammingError
 from quarrydb.engine.faults import crash_point
 from quarrydb.engine.index_ddl import CreateIndex
 from quarrydb.engine.pending_diffs import NotedWrite, PendingDiff
-from quarrydb.engine.sqltree import DIALECT, to_sql, without_qualifiers
+from quarrydb.engine.sqltree import DIALECT, table_key, to_sql, without_qualifiers
 from quarrydb.engine.vector_index import IndexOptions, VectorIndex, default_kind
 
 INDEXES = f"{INTERNAL_SCHEMA}.vector_indexes"
@@ -163,7 +163,9 @@ class VectorCatalog:
         return self.database.index_infos
 
     def indexes_on(self, table: str) -> list[str]:
-        return [i.name for i in self.all() if i.table.lower() == table.lower()]
+        """The indexes on `table` (as written in a statement: `items`, `main.items`, ...)."""
+        key = table_key(table)
+        return [i.name for i in self.all() if table_key(i.table) == key]
 
     def diffs_whole(self, table: str) -> bool:
         """Whether every index on `table` is left to diff the whole table at its next use:

@@ -26,6 +26,7 @@ HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 96  # recall@10 0.98 at 1.4 ms on 1M structured vectors (128: 0.99, 1.8 ms)
 IVF_MIN_TRAIN_PER_LIST = 39  # FAISS warns below this many training points per list
 IO_CHUNK = 1 << 24  # bytes per write or read when an index is streamed to or from its file
+NORM_CHUNK = 1 << 16  # rows whose lengths are computed at once, in float64
 
 
 def default_kind(rows: int) -> str:
@@ -116,6 +117,8 @@ class VectorIndex:
         else:
             nlist = options.nlist or max(1, min(int(4 * np.sqrt(max(len(vectors), 1))),
                                                 len(vectors) // IVF_MIN_TRAIN_PER_LIST or 1))
+            if len(vectors):  # k-means needs a point per list (a rebuild after deletes)
+                nlist = min(nlist, len(vectors))
             options.nlist = nlist
             quantizer = faiss.IndexFlatL2(dim) if options.metric == "l2" else faiss.IndexFlatIP(dim)
             inner = faiss.IndexIVFFlat(quantizer, dim, nlist, metric)
@@ -199,6 +202,7 @@ class VectorIndex:
                ) -> tuple[np.ndarray, np.ndarray]:
         """(scores, ids) of the k best, best first; only `allowed` ids when given."""
         query = _prepared(query.reshape(1, -1), self.options.metric)
+        k = min(k, max(int(self.index.ntotal) + len(self.fresh_ids), 1))  # LIMIT 3000000000
         params = self._params(k, None if allowed is None else len(allowed))
         selector = None
         if allowed is not None:  # a bit per id: built 5-25x faster than a hashed id batch
@@ -391,10 +395,16 @@ def _smallest(values: np.ndarray, k: int) -> np.ndarray:
 
 
 def _prepared(vectors: np.ndarray, metric: str) -> np.ndarray:
+    """Vectors as FAISS takes them: float32, and of unit length for cosine. The length is
+    computed in float64: a float32 one overflows from about 1e19 a coordinate (the vector
+    then became zeros), where DuckDB's cosine is still right."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if metric == "cosine" and len(vectors):
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = vectors / np.maximum(norms, 1e-12)
+        norms = np.empty(len(vectors))
+        for start in range(0, len(vectors), NORM_CHUNK):  # float64 a chunk at a time
+            chunk = vectors[start:start + NORM_CHUNK].astype(np.float64)
+            norms[start:start + NORM_CHUNK] = np.sqrt(np.einsum("ij,ij->i", chunk, chunk))
+        vectors = vectors * (1.0 / np.maximum(norms, 1e-30)).astype(np.float32)[:, None]
     return np.ascontiguousarray(vectors, dtype=np.float32)
 
 

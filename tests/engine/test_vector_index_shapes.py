@@ -1,0 +1,139 @@
+"""Query shapes around an index search: each gives the answer it gives without the index
+(DuckDB's), whether the index answers it or leaves it to DuckDB, and never a raw error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import quarrydb
+
+ROWS, DIM = 2000, 8
+
+
+def make_table(cur, name: str = "items", seed: int = 0) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((ROWS, DIM)).astype(np.float32)
+    cur.register("src", pa.table({"id": pa.array(range(ROWS)),
+                                  "v": pa.array(list(vectors), pa.list_(pa.float32(), DIM))}))
+    cur.execute(f"CREATE TABLE {name} AS SELECT id, id % 100 AS bucket, v FROM src")
+    cur.unregister("src")
+    return vectors
+
+
+def literal(vector) -> str:
+    return "[" + ", ".join(f"{x:.7f}" for x in vector) + f"]::FLOAT[{len(vector)}]"
+
+
+PROBE = literal(np.random.default_rng(1).standard_normal(DIM))
+
+
+def answer(cur, sql: str, params=None) -> list:
+    cur.execute(sql, params) if params is not None else cur.execute(sql)
+    return cur.fetchall()
+
+
+def index_used(cur, sql: str) -> bool:
+    cur.execute(f"EXPLAIN {sql}")
+    return "index scan" in dict(cur.fetchall())
+
+
+def same_with_index(cur, sql: str, index: str = "CREATE INDEX iv ON items USING faiss (v)"
+                    " WITH (kind = 'flat')") -> bool:
+    """Whether the index uses `sql`: after checking that its answer is DuckDB's."""
+    expected = answer(cur, sql)
+    cur.execute(index)
+    assert answer(cur, sql) == expected
+    return index_used(cur, sql)
+
+
+def test_a_table_of_another_schema_is_not_answered_by_mains_index(cur):
+    make_table(cur)
+    cur.execute("CREATE SCHEMA s")
+    make_table(cur, "s.items", seed=5)
+    cur.execute("UPDATE s.items SET id = id + 100000")
+    other = f"SELECT id FROM s.items ORDER BY similarity(v, {PROBE}) DESC LIMIT 5"
+    assert not same_with_index(cur, other)
+    main = f"SELECT id FROM main.items ORDER BY similarity(v, {PROBE}) DESC LIMIT 5"
+    assert index_used(cur, main)
+    cur.execute("CREATE INDEX sv ON s.items USING faiss (v) WITH (kind = 'flat')")
+    assert index_used(cur, other)
+    assert all(r[0] >= 100000 for r in answer(cur, other))
+    cur.execute("UPDATE main.items SET v = [0, 0, 0, 0, 0, 0, 0, 1]::FLOAT[8] WHERE id = 7")
+    probe = literal(np.eye(DIM)[DIM - 1])
+    assert answer(cur, f"SELECT id FROM main.items ORDER BY similarity(v, {probe}) DESC"
+                       " LIMIT 1") == [(7,)]
+
+
+@pytest.mark.parametrize("sample", ["USING SAMPLE 10 ROWS", "TABLESAMPLE reservoir(20 ROWS)"])
+def test_a_sample_is_searched_as_a_sample(cur, sample):
+    make_table(cur)
+    cur.execute("CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'flat')")
+    sql = f"SELECT id FROM items {sample} ORDER BY similarity(v, {PROBE}) DESC LIMIT 5"
+    assert not index_used(cur, sql)
+    assert len(answer(cur, sql)) == 5
+
+
+def test_nulls_first_puts_the_rows_without_a_vector_first(cur):
+    make_table(cur)
+    cur.execute("UPDATE items SET v = NULL WHERE id IN (7, 8)")
+    sql = f"SELECT id FROM items ORDER BY similarity(v, {PROBE}) DESC NULLS FIRST LIMIT 3"
+    assert not same_with_index(cur, sql)
+    assert [r[0] for r in answer(cur, sql)][:2] == [7, 8]
+
+
+def test_a_cte_named_like_the_table_is_what_from_reads(cur):
+    make_table(cur)
+    sql = (f"WITH items AS (SELECT * FROM main.items WHERE id < 300) SELECT id FROM items"
+           f" ORDER BY similarity(v, {PROBE}) DESC LIMIT 3")
+    assert not same_with_index(cur, sql)
+
+
+def test_a_filter_may_use_the_statements_ctes_and_aliases(cur):
+    make_table(cur)
+    with_cte = (f"WITH few AS (SELECT id FROM items WHERE bucket < 20) SELECT id FROM items"
+                f" WHERE id IN (SELECT id FROM few) ORDER BY similarity(v, {PROBE}) DESC"
+                f" LIMIT 5")
+    assert same_with_index(cur, with_cte)
+    alias = (f"SELECT id, bucket * 2 AS b2 FROM items WHERE b2 < 10"
+             f" ORDER BY similarity(v, {PROBE}) DESC LIMIT 3")
+    assert len(answer(cur, alias)) == 3  # DuckDB binds the alias; the index leaves it to it
+    cur.execute("DROP INDEX iv")
+    expected = answer(cur, alias)
+    cur.execute("CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'flat')")
+    assert answer(cur, alias) == expected
+
+
+@pytest.mark.parametrize("probe", ["[1, 2, 3]::FLOAT[3]", "NULL", "NULL::FLOAT[8]",
+                                   "[0, 0, 0, 0, 0, 0, 0, 0]::FLOAT[8]"])
+def test_a_probe_the_index_cannot_rank_by_gets_duckdbs_answer(cur, probe):
+    make_table(cur)
+    sql = f"SELECT id FROM items ORDER BY similarity(v, {probe}) DESC LIMIT 3"
+    try:
+        expected = answer(cur, sql)
+    except quarrydb.Error as exc:
+        expected = type(exc)
+    cur.execute("CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'flat')")
+    if isinstance(expected, list):
+        assert answer(cur, sql) == expected
+    else:
+        with pytest.raises(expected):
+            answer(cur, sql)
+
+
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_a_limit_beyond_the_table_returns_every_row(cur, kind):
+    make_table(cur)
+    cur.execute(f"CREATE INDEX iv ON items USING faiss (v) WITH (kind = '{kind}')")
+    rows = answer(cur, f"SELECT id FROM items ORDER BY similarity(v, {PROBE}) DESC"
+                       " LIMIT 3000000000")
+    assert sorted(r[0] for r in rows) == list(range(ROWS))
+
+
+def test_vectors_too_long_for_a_float32_length_are_ranked_by_their_direction(cur):
+    make_table(cur)
+    cur.execute("UPDATE items SET v = [1e20, 1e20, 0, 0, 0, 0, 0, 0]::FLOAT[8] WHERE id = 40")
+    sql = ("SELECT id FROM items ORDER BY similarity(v, [1, 1, 0, 0, 0, 0, 0, 0]::FLOAT[8])"
+           " DESC LIMIT 1")
+    assert same_with_index(cur, sql)
+    assert answer(cur, sql) == [(40,)]
