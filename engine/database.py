@@ -98,6 +98,7 @@ class Database:
         self.pending_diffs: dict[str, PendingDiff] = {}
         self.index_null_rows: dict[str, int] = {}
         self.index_infos: list[Any] | None = None  # the catalog's rows, read once
+        self.orphans_dropped = False  # indexes whose table another tool dropped: at first use
         self.checkpoint_mark = self.file_mark()  # as of the last look (see vector_catalog)
         self.users = 1  # connections sharing it (see open_database)
         self.lock = threading.RLock()  # see Session._one_at_a_time

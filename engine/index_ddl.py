@@ -10,15 +10,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+_NAME = r'(?:\w+|"[^"]+")'  # an identifier, bare or quoted
+_INDEX_NAME = r'(?:\w+|"[\w -]+")'  # also a folder's name: no "/" nor ".."
 _CREATE = re.compile(
-    r"^\s*CREATE\s+INDEX\s+(?P<exists>IF\s+NOT\s+EXISTS\s+)?(?P<name>\w+)\s+ON\s+"
-    r"(?P<table>[\w.]+)\s+USING\s+faiss\s*\((?P<expression>.+?)\)\s*"
+    rf"^\s*CREATE\s+INDEX\s+(?P<exists>IF\s+NOT\s+EXISTS\s+)?(?P<name>{_INDEX_NAME})\s+ON\s+"
+    rf"(?P<table>{_NAME}(?:\.{_NAME})*)\s+USING\s+faiss\s*\((?P<expression>.+?)\)\s*"
     r"(?:WITH\s*\((?P<options>[^)]*)\))?\s*;?\s*$",
     re.IGNORECASE | re.DOTALL,
 )
 _USES_FAISS = re.compile(r"^\s*CREATE\s+INDEX\b.*\bUSING\s+faiss\b", re.IGNORECASE | re.DOTALL)
-_DROP = re.compile(r"^\s*DROP\s+INDEX\s+(?P<exists>IF\s+EXISTS\s+)?(?P<name>\w+)\s*;?\s*$",
-                   re.IGNORECASE)
+_DROP = re.compile(
+    rf"^\s*DROP\s+INDEX\s+(?P<exists>IF\s+EXISTS\s+)?(?P<name>{_INDEX_NAME})\s*;?\s*$",
+    re.IGNORECASE)
 _SHOW = re.compile(r"^\s*SHOW\s+INDEXES\s*;?\s*$", re.IGNORECASE)
 _OPTION = re.compile(r"^\s*(\w+)\s*=\s*(?:'([^']*)'|([\w.]+))\s*$")
 
@@ -48,11 +51,12 @@ def parse(text: str) -> CreateIndex | DropIndex | ShowIndexes | None:
         return ShowIndexes()
     drop = _DROP.match(text)
     if drop:
-        return DropIndex(drop.group("name"), bool(drop.group("exists")))
+        return DropIndex(drop.group("name").strip('"'), bool(drop.group("exists")))
     create = _CREATE.match(text)
     if create:
         return CreateIndex(
-            create.group("name"), create.group("table"), create.group("expression").strip(),
+            create.group("name").strip('"'), create.group("table"),
+            create.group("expression").strip(),
             bool(create.group("exists")), _options(create.group("options") or ""),
         )
     if _USES_FAISS.match(text):

@@ -154,6 +154,8 @@ class Session:
         noted = None
         try:
             if work is None:  # DuckDB runs exactly what the user wrote
+                if statement.kind == "ALTER" and self.vectors.all():
+                    self._check_alter(statement.text)
                 noted = self._note_write(statement, params)
                 result = self._run_statement(statement, params)
                 if noted is not None:
@@ -183,6 +185,8 @@ class Session:
                 self.database.forget_syncs()
                 if self.vectors.in_transaction:
                     self._transaction_writes.append(None)
+                elif statement.kind == "DROP":
+                    self.vectors.drop_orphans()
 
     def _engine_tree(self, text: str, params: Params
                      ) -> tuple[exp.Expression, index_scan.IndexQuery | None] | None:
@@ -225,6 +229,13 @@ class Session:
             if self.vectors.drop(statement.name, statement.if_exists):
                 return Result(None)
         return None
+
+    def _check_alter(self, text: str) -> None:
+        try:
+            tree = _parsed(text)
+        except ParseError:
+            return  # DuckDB's own syntax: DuckDB's error, or the index's at its next use
+        self.vectors.check_alter(tree)
 
     def _note_write(self, statement: statements.Statement, params: Params
                     ) -> NotedWrite | None:
@@ -310,6 +321,7 @@ class Session:
         writes, self._transaction_writes = self._transaction_writes, []
         if None in writes:
             self.database.forget_syncs()
+            self.vectors.drop_orphans()  # a DROP TABLE committed (or rolled back: a no-op)
         for noted in writes:
             if noted is not None:
                 self.vectors.after_write_later(noted)

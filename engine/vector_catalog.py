@@ -20,7 +20,7 @@ import json
 import shutil
 import uuid
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -96,6 +96,10 @@ class VectorCatalog:
         self.run_sql = run_sql
         self.in_transaction = False  # this connection's: BEGIN ... COMMIT (see Session)
         con.execute(TABLES)
+        if not database.orphans_dropped:
+            with database.lock:
+                database.orphans_dropped = True
+                self.drop_orphans()
 
     # --- DDL -----------------------------------------------------------------------------------
 
@@ -114,19 +118,30 @@ class VectorCatalog:
         try:
             expression = sqlglot.parse_one(statement.expression, dialect=DIALECT)
             rows = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
+            columns = self.con.execute(f"SELECT * FROM {table} LIMIT 0").description
         except (sqlglot.errors.ParseError, duckdb.Error) as exc:
             raise ProgrammingError(f"cannot index {statement.expression} on {table}: {exc}") \
                 from None
+        if any(column[0].lower() == "rowid" for column in columns):
+            raise ProgrammingError(
+                f"cannot index {table}: its column named rowid hides DuckDB's row ids, which"
+                " an index maps its vectors to (rename the column)")
         options = _options(statement.options, rows)
         info = IndexInfo(statement.name, table, to_sql(without_qualifiers(expression)),
                          to_sql(_key_of(expression)), options, 0, "", 0, [], [])
-        self._rebuild(info)
+        try:
+            self._rebuild(info)
+        except duckdb.Error as exc:  # e.g. a view, or a column the table lacks
+            raise ProgrammingError(f"cannot index {statement.expression} on {table}: {exc}") \
+                from None
 
     def drop(self, name: str, if_exists: bool) -> bool:
         """Drop a vector index; False when there is none of that name (DuckDB's turn)."""
-        if self.info(name) is None:
+        info = self.info(name)
+        if info is None:
             return False
         self._outside_transactions("DROP INDEX")
+        name = info.name  # as created: names compare without case, as DuckDB's do
         self.con.execute("BEGIN TRANSACTION")
         self.con.execute(f"DELETE FROM {ROWS} WHERE index_name = ?", [name])
         self.con.execute(f"DELETE FROM {INDEXES} WHERE name = ?", [name])
@@ -138,20 +153,65 @@ class VectorCatalog:
             shutil.rmtree(folder, ignore_errors=True)
         return True
 
+    def drop_orphans(self) -> None:
+        """Indexes whose table is gone (DROP TABLE, DROP SCHEMA ... CASCADE, or another tool)
+        are dropped with it, as DuckDB drops its own."""
+        if not self.all() or self.in_transaction:
+            return  # in a transaction: at COMMIT (a ROLLBACK brings the table back)
+        tables = {(schema.lower(), table.lower()) for schema, table in self.con.execute(
+            "SELECT schema_name, table_name FROM duckdb_tables()"
+            " WHERE database_name = current_database()").fetchall()}
+        for info in list(self.all()):
+            if table_key(info.table) not in tables:
+                self.drop(info.name, if_exists=True)
+
+    def check_alter(self, tree: exp.Expression) -> None:
+        """Refuse an ALTER TABLE that would leave an index on a table or column that is no
+        longer there (DuckDB refuses these for its own indexes too)."""
+        if not isinstance(tree, exp.Alter) or not isinstance(tree.this, exp.Table):
+            return
+        names = self.indexes_on(".".join(p for p in (tree.this.db, tree.this.name) if p))
+        used = {column.name.lower(): info.name for info in map(self.info, names) if info
+                for column in sqlglot.parse_one(info.expression, dialect=DIALECT).find_all(
+                    exp.Column)}
+        for action in tree.args.get("actions") or []:
+            if isinstance(action, exp.AlterRename):
+                change, index = f"rename {tree.this.name}", names[0] if names else None
+            elif isinstance(action, exp.ColumnDef) and action.name.lower() == "rowid":
+                change, index = "add a column named rowid", names[0] if names else None
+            else:
+                columns = [action.this] if isinstance(action, (exp.RenameColumn,
+                                                                exp.AlterColumn)) else (
+                    action.args.get("tables") or []) if isinstance(action, exp.Drop) else []
+                name = next((c.name.lower() for c in columns if c.name.lower() in used), "")
+                change, index = f"change column {name}", used.get(name)
+            if index is not None:
+                raise ProgrammingError(f"cannot {change}: vector index {index} depends on it"
+                                       f" (DROP INDEX {index} first)")
+
     def show(self) -> pa.Table:
         rows = []
         with self.database.lock:  # syncs each index (see Session._one_at_a_time)
-            indexes = [(info, self.current(info.name)) for info in self.all()]
-        for info, loaded in indexes:
+            self.drop_orphans()
+            indexes = [(info, self._size_or_none(info.name)) for info in self.all()]
+        for info, size in indexes:
             rows.append({"name": info.name, "table": info.table, "expression": info.expression,
                          "kind": info.options.kind, "metric": info.options.metric,
-                         "rows": loaded.size, "dim": info.dim,
+                         "rows": size, "dim": info.dim,
                          "options": json.dumps(asdict(info.options))})
         schema = pa.schema([("name", pa.string()), ("table", pa.string()),
                             ("expression", pa.string()), ("kind", pa.string()),
                             ("metric", pa.string()), ("rows", pa.int64()), ("dim", pa.int64()),
                             ("options", pa.string())])
         return pa.Table.from_pylist(rows, schema=schema)
+
+    def _size_or_none(self, name: str) -> int | None:
+        """The rows an index holds; None where it cannot be brought up to date (its column
+        was dropped by another tool): listed, so that it can be seen and dropped."""
+        try:
+            return self.current(name).size
+        except ProgrammingError:
+            return None
 
     # --- lookups -------------------------------------------------------------------------------
 
@@ -177,7 +237,7 @@ class VectorCatalog:
 
     def info(self, name: str) -> IndexInfo | None:
         """The index's description, from the cache `all` keeps (no query on the search path)."""
-        return next((i for i in self.all() if i.name == name), None)
+        return next((i for i in self.all() if i.name.lower() == name.lower()), None)
 
     # --- keeping current -----------------------------------------------------------------------
 
@@ -186,6 +246,15 @@ class VectorCatalog:
         info = self.info(name)
         if info is None:
             raise ProgrammingError(f"no vector index named {name!r}")
+        try:
+            return self._current(info)
+        except duckdb.Error as exc:  # its table or column changed under it (another tool)
+            raise ProgrammingError(
+                f"vector index {info.name} on {info.table} cannot be brought up to date:"
+                f" {exc} (DROP INDEX {info.name})") from None
+
+    def _current(self, info: IndexInfo) -> VectorIndex:
+        name = info.name
         if name not in self.database.loaded_indexes:
             self._forget_if_checkpointed()  # before a rebuild: it reads the row ids as they are
             loaded = self._load(info)
@@ -447,6 +516,14 @@ class VectorCatalog:
                 f"cannot index {info.expression}: it is {column.type}, not a vector")
         flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
         dim = len(flat) // max(len(column), 1)
+        if not pa.types.is_fixed_size_list(column.type) and len(column):
+            lengths = pc.list_value_length(column)
+            shortest, longest = pc.min_max(lengths).values()
+            if shortest != longest:
+                raise ProgrammingError(
+                    f"cannot index {info.expression}: its vectors have {shortest.as_py()} to"
+                    f" {longest.as_py()} numbers; an index needs one length (a fixed-size"
+                    " array such as FLOAT[384] guarantees it)")
         if info.dim and dim and dim != info.dim:
             raise ProgrammingError(f"{info.expression} gives {dim}-d vectors; the index has "
                                    f"{info.dim}")
@@ -586,11 +663,13 @@ def _options(given: dict[str, str], rows: int) -> IndexOptions:
                                    f" got {value!r}") from None
     values.setdefault("kind", "auto")
     options = IndexOptions(**values)  # type: ignore[arg-type]
-    if options.kind != "auto":
-        try:
-            options.validate()
-        except ValueError as exc:
-            raise ProgrammingError(str(exc)) from None
+    try:  # "auto" becomes a kind once the rows are counted: the other options now
+        replace(options, kind="flat" if options.kind == "auto" else options.kind).validate()
+    except ValueError as exc:
+        raise ProgrammingError(str(exc)) from None
+    if options.kind == "ivf" and options.nlist > rows:
+        raise ProgrammingError(f"nlist {options.nlist} needs at least {options.nlist} rows to"
+                               f" train its lists; the table has {rows}")
     return options
 
 

@@ -52,6 +52,9 @@ class IndexOptions:
         for name in ("m", "ef_construction", "ef_search"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be a positive integer")
+        for name in ("nlist", "nprobe"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a positive integer, or 0 to choose it")
 
 
 @dataclass

@@ -1,0 +1,117 @@
+"""CREATE / DROP INDEX ... USING faiss and the tables under them: clear errors for what cannot
+be indexed, names as DuckDB compares them, and indexes that follow their table's life."""
+
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pytest
+
+import quarrydb
+
+ROWS, DIM = 500, 8
+PROBE = "[" + ", ".join(["0.5"] * DIM) + f"]::FLOAT[{DIM}]"
+SEARCH = f"SELECT id FROM items ORDER BY similarity(v, {PROBE}) DESC LIMIT 3"
+
+
+def make_table(cur, columns: str = "id, v") -> np.ndarray:
+    vectors = np.random.default_rng(0).standard_normal((ROWS, DIM)).astype(np.float32)
+    cur.register("src", pa.table({"id": pa.array(range(ROWS)),
+                                  "v": pa.array(list(vectors), pa.list_(pa.float32(), DIM))}))
+    cur.execute(f"CREATE TABLE items AS SELECT {columns} FROM src")
+    cur.unregister("src")
+    return vectors
+
+
+def index_names(cur) -> list[str]:
+    cur.execute("SHOW INDEXES")
+    return [row[0] for row in cur.fetchall()]
+
+
+@pytest.mark.parametrize(("statement", "message"), [
+    ("CREATE INDEX a ON items USING faiss (v) WITH (metric = 'bogus')", "metric must be"),
+    ("CREATE INDEX a ON items USING faiss (v) WITH (kind = 'ivf', nlist = 5000)",
+     "nlist 5000 needs at least 5000 rows"),
+    ("CREATE INDEX a ON items USING faiss (v) WITH (nprobe = '-1')", "nprobe must be"),
+    ("CREATE INDEX a ON items_view USING faiss (v)", "cannot index v on items_view"),
+    ("CREATE INDEX a ON items USING faiss (nosuch)", "cannot index nosuch on items"),
+    ("CREATE INDEX a ON mixed USING faiss (v)", "vectors have 2 to 4 numbers"),
+    ("CREATE INDEX a ON with_rowid USING faiss (v)", "column named rowid"),
+])
+def test_what_cannot_be_indexed_is_a_clear_error(cur, statement, message):
+    make_table(cur)
+    cur.execute("CREATE VIEW items_view AS SELECT * FROM items")
+    cur.execute("CREATE TABLE mixed AS SELECT * FROM (VALUES ([1, 2]::FLOAT[]),"
+                " ([1, 2, 3, 4]::FLOAT[])) t(v)")
+    cur.execute("CREATE TABLE with_rowid AS SELECT id AS rowid, v FROM items")
+    with pytest.raises(quarrydb.ProgrammingError, match=message):
+        cur.execute(statement)
+    assert index_names(cur) == []
+
+
+def test_index_names_compare_without_case_and_may_be_quoted(cur):
+    make_table(cur)
+    cur.execute("CREATE INDEX MyIdx ON items USING faiss (v) WITH (kind = 'flat')")
+    with pytest.raises(quarrydb.ProgrammingError, match="already exists"):
+        cur.execute("CREATE INDEX myidx ON items USING faiss (v)")
+    cur.execute("DROP INDEX MYIDX")
+    assert index_names(cur) == []
+    cur.execute('CREATE INDEX "Quoted Name" ON "Items" USING faiss ("V") WITH (kind = \'flat\')')
+    cur.execute(f"EXPLAIN {SEARCH}")
+    assert "Quoted Name" in dict(cur.fetchall())["index scan"]
+    cur.execute('DROP INDEX "quoted name"')
+    assert index_names(cur) == []
+
+
+def test_dropping_a_table_drops_its_indexes(cur):
+    make_table(cur)
+    cur.execute("CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'flat')")
+    cur.execute("BEGIN")
+    cur.execute("DROP TABLE items")
+    cur.execute("ROLLBACK")
+    assert index_names(cur) == ["iv"]
+    cur.execute("DROP TABLE items")
+    assert index_names(cur) == []
+    make_table(cur)  # the same name again: no index left over from the old table
+    cur.execute(f"EXPLAIN {SEARCH}")
+    assert "index scan" not in dict(cur.fetchall())
+
+
+@pytest.mark.parametrize("alter", ["ALTER TABLE items RENAME TO items2",
+                                   "ALTER TABLE items DROP COLUMN v",
+                                   "ALTER TABLE items RENAME COLUMN v TO w",
+                                   "ALTER TABLE items ALTER COLUMN v TYPE DOUBLE[8]",
+                                   "ALTER TABLE items ADD COLUMN rowid INTEGER"])
+def test_an_alter_that_would_break_an_index_is_refused(cur, alter):
+    make_table(cur, "id, id % 10 AS bucket, v")
+    cur.execute("CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'flat')")
+    expected = cur.execute(SEARCH).fetchall()
+    with pytest.raises(quarrydb.ProgrammingError, match="DROP INDEX iv first"):
+        cur.execute(alter)
+    assert cur.execute(SEARCH).fetchall() == expected
+    cur.execute("ALTER TABLE items DROP COLUMN bucket")  # a column no index uses
+    cur.execute("ALTER TABLE items ADD COLUMN note VARCHAR")
+    assert cur.execute(SEARCH).fetchall() == expected
+
+
+def test_a_table_or_column_another_tool_dropped(tmp_path):
+    path = tmp_path / "db.quarry"
+    with quarrydb.connect(path) as con:
+        cur = con.cursor()
+        make_table(cur, "id, v, v AS w")
+        cur.execute("CREATE TABLE other AS SELECT * FROM items")
+        cur.execute("CREATE INDEX on_items ON items USING faiss (v) WITH (kind = 'flat')")
+        cur.execute("CREATE INDEX on_w ON other USING faiss (w) WITH (kind = 'flat')")
+    plain = duckdb.connect(str(path / "quarry.duckdb"))
+    plain.execute("DROP TABLE items")
+    plain.execute("ALTER TABLE other DROP COLUMN w")
+    plain.close()
+    with quarrydb.connect(path) as con:
+        cur = con.cursor()
+        cur.execute("SHOW INDEXES")
+        assert [(row[0], row[5]) for row in cur.fetchall()] == [("on_w", None)]
+        with pytest.raises(quarrydb.ProgrammingError, match="DROP INDEX on_w"):
+            cur.execute(f"SELECT id FROM other ORDER BY similarity(w, {PROBE}) DESC LIMIT 3")
+        cur.execute("DROP INDEX on_w")
+        assert index_names(cur) == []
