@@ -60,7 +60,7 @@ def _kind_by_extension(column: str) -> str:
 _MACROS = f"""
 CREATE OR REPLACE TEMP MACRO similarity(a, b) AS
     CASE WHEN a IS NULL OR b IS NULL THEN NULL
-         ELSE list_cosine_similarity(a::FLOAT[], b::FLOAT[]) END;
+         ELSE nullif(list_cosine_similarity(a::FLOAT[], b::FLOAT[]), 'nan'::FLOAT) END;
 CREATE OR REPLACE TEMP MACRO distance(a, b) AS
     CASE WHEN a IS NULL OR b IS NULL THEN NULL
          ELSE list_distance(a::FLOAT[], b::FLOAT[]) END;

@@ -179,27 +179,33 @@ def candidates(query: IndexQuery, catalog: VectorCatalog, probe_vector: np.ndarr
     wanted = min(query.k, query.matching)
     if query.where is None and query.matching == query.total:
         query.strategy = "search"
-        rows = _search(index, probe_vector, query.k, None)
+        rows, scores = _search(index, probe_vector, query.k, None)
     elif query.matching <= max(EXACT_MAX_ROWS, query.k):
         query.strategy = "exact"
         return None
     elif (gathered := _gathered(index, query, probe_vector, matching_rows)) is not None:
         query.strategy = "exact over the matching rows' indexed vectors"
-        rows = gathered
+        rows, scores = gathered
     elif query.selectivity <= FILTERED_MAX_SELECTIVITY or query.info.options.kind == "ivf":
         query.strategy = "filtered search"
-        rows = _search(index, probe_vector, query.k, index.vids_of_rows(matching_rows))
+        rows, scores = _search(index, probe_vector, query.k,
+                               index.vids_of_rows(matching_rows))
     else:
         query.strategy = "widening search"
-        rows = _widening(index, query, probe_vector, matching_rows, wanted)
+        rows, scores = _widening(index, query, probe_vector, matching_rows, wanted)
     # Rows whose vector is NULL sort last in the query as written; when fewer than k vectors
     # match they belong in the answer, which only the exact path gives.
     if len(rows) < wanted or (has_nulls and query.matching < query.k):
         query.strategy += " -> exact (came back short)"
         return None
-    rows = rows[:query.k]  # the answer, in its order
+    rows, scores = rows[:query.k], scores[:query.k]  # the answer, in its order
+    if query.info.options.metric == "cosine" and len(scores) and scores[-1] <= 0:
+        # A vector of no direction (all zeros) scores 0 here; its similarity() is NULL,
+        # ranked last: where the answer reaches down to 0, only DuckDB orders it right.
+        query.strategy += " -> exact (scores reach 0)"
+        return None
     query.candidates = len(rows)
-    return rows
+    return rows.tolist()
 
 
 def listed(rows: list[int]) -> str:
@@ -256,14 +262,25 @@ def _order_by_rank(tree: exp.Select, ranked_rows: exp.Expression) -> None:
     ordered.set("desc", False)
 
 
+# A search's answer: the rows, best first, and their scores.
+Ranked = tuple[np.ndarray, np.ndarray]
+
+
 def _search(index: VectorIndex, probe: np.ndarray, k: int, allowed: np.ndarray | None
-            ) -> list[int]:
-    _, vids = index.search(probe, k, allowed)
-    return index.row_ids(vids)
+            ) -> Ranked:
+    return _rows_of(index, *index.search(probe, k, allowed))
+
+
+def _rows_of(index: VectorIndex, scores: np.ndarray, vids: np.ndarray) -> Ranked:
+    """The rows of the index ids found, beside their scores (ids no row maps to left out)."""
+    rows = np.full(len(vids), -1, dtype=np.int64)
+    inside = vids < len(index.rows)
+    rows[inside] = index.rows[vids[inside]]
+    return rows[rows >= 0], scores[rows >= 0]
 
 
 def _gathered(index: VectorIndex, query: IndexQuery, probe: np.ndarray,
-              matching_rows: np.ndarray) -> list[int] | None:
+              matching_rows: np.ndarray) -> Ranked | None:
     """The best k of the matching rows, scored from the index's own vectors; None when that
     is not the cheaper way (too many rows)."""
     if query.info.options.kind == "flat":
@@ -271,17 +288,17 @@ def _gathered(index: VectorIndex, query: IndexQuery, probe: np.ndarray,
             return None
     elif query.matching > GATHER_MAX_ROWS:
         return None
-    _, vids = index.exact_among(probe, query.k, index.vids_of_rows(matching_rows))
-    return index.row_ids(vids)
+    return _rows_of(index, *index.exact_among(probe, query.k,
+                                              index.vids_of_rows(matching_rows)))
 
 
 def _widening(index: VectorIndex, query: IndexQuery, probe: np.ndarray,
-              matching_rows: np.ndarray, wanted: int) -> list[int]:
+              matching_rows: np.ndarray, wanted: int) -> Ranked:
     """Search more than k and keep the matching rows, more each time, until k are found."""
     reach = math.ceil(query.k / max(query.selectivity, 1e-6) * 2)
     while True:
-        candidates = np.array(_search(index, probe, reach, None), dtype=np.int64)
-        kept = candidates[in_set(candidates, matching_rows)]  # in FAISS's order, best first
-        if len(kept) >= wanted or reach >= query.total:
-            return kept.tolist()
+        candidates, scores = _search(index, probe, reach, None)
+        kept = in_set(candidates, matching_rows)  # in FAISS's order, best first
+        if kept.sum() >= wanted or reach >= query.total:
+            return candidates[kept], scores[kept]
         reach *= 4

@@ -268,6 +268,8 @@ class Session:
                 tree, params)
             rows_known = where is not None
             rows_sql = f"SELECT rowid FROM {table} WHERE {where}" if rows_known else None
+        elif not appends_only:  # an upsert: DuckDB deletes the row it replaces, wherever it is
+            rows_known = False
         try:
             noted = self.vectors.before_write(table, rows_sql, appends_only)
         except duckdb.Error:

@@ -207,7 +207,12 @@ class VectorCatalog:
 
     def _size_or_none(self, name: str) -> int | None:
         """The rows an index holds; None where it cannot be brought up to date (its column
-        was dropped by another tool): listed, so that it can be seen and dropped."""
+        was dropped by another tool): listed, so that it can be seen and dropped. Inside a
+        transaction: as last brought up to date (an index changes in a transaction of its
+        own)."""
+        if self.in_transaction:
+            loaded = self.database.loaded_indexes.get(name)
+            return None if loaded is None else loaded.size
         try:
             return self.current(name).size
         except ProgrammingError:

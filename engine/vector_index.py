@@ -400,9 +400,13 @@ def _smallest(values: np.ndarray, k: int) -> np.ndarray:
 def _prepared(vectors: np.ndarray, metric: str) -> np.ndarray:
     """Vectors as FAISS takes them: float32, and of unit length for cosine. The length is
     computed in float64: a float32 one overflows from about 1e19 a coordinate (the vector
-    then became zeros), where DuckDB's cosine is still right."""
+    then became zeros), where DuckDB's cosine is still right. A vector with a NaN or an
+    infinity has no direction either: it becomes zeros, as similarity() is NULL for both."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if metric == "cosine" and len(vectors):
+        broken = ~np.isfinite(vectors).all(axis=1)
+        if broken.any():  # no direction, as a zero vector: similarity() is NULL for both
+            vectors = np.where(broken[:, None], np.float32(0), vectors)
         norms = np.empty(len(vectors))
         for start in range(0, len(vectors), NORM_CHUNK):  # float64 a chunk at a time
             chunk = vectors[start:start + NORM_CHUNK].astype(np.float64)

@@ -137,3 +137,40 @@ def test_vectors_too_long_for_a_float32_length_are_ranked_by_their_direction(cur
            " DESC LIMIT 1")
     assert same_with_index(cur, sql)
     assert answer(cur, sql) == [(40,)]
+
+
+def test_vectors_of_no_direction_rank_last_with_or_without_the_index(cur):
+    """A zero vector (or one with a NaN) has no cosine with anything: similarity() is NULL,
+    and such rows come last, where DuckDB's own NaN would put them first."""
+    make_table(cur)
+    cur.execute("UPDATE items SET v = [0, 0, 0, 0, 0, 0, 0, 0]::FLOAT[8] WHERE id = 3")
+    cur.execute("UPDATE items SET v = ['nan'::FLOAT, 1, 0, 0, 0, 0, 0, 0]::FLOAT[8] WHERE id = 4")
+    assert answer(cur, "SELECT similarity(v, v) FROM items WHERE id IN (3, 4)") == [(None,)] * 2
+    top = f"SELECT id FROM items ORDER BY similarity(v, {PROBE}) DESC LIMIT 5"
+    assert same_with_index(cur, top)
+    assert {3, 4}.isdisjoint(r[0] for r in answer(cur, top))
+    every = f"SELECT id FROM items ORDER BY similarity(v, {PROBE}) DESC LIMIT {ROWS}"
+    cur.execute("DROP INDEX iv")
+    expected = [r[0] for r in answer(cur, every)]
+    cur.execute("CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'flat')")
+    found = [r[0] for r in answer(cur, every)]  # reaches scores under 0: DuckDB orders
+    assert found[:-2] == expected[:-2] and set(found[-2:]) == {3, 4}
+
+
+@pytest.mark.parametrize("upsert", [
+    "INSERT INTO items VALUES ($1, $2) ON CONFLICT (id) DO UPDATE SET v = excluded.v",
+    "INSERT OR REPLACE INTO items VALUES ($1, $2)"])
+def test_an_upsert_with_parameters_replaces_the_rows_vector(cur, upsert):
+    vectors = np.random.default_rng(0).standard_normal((ROWS, DIM)).astype(np.float32)
+    cur.execute(f"CREATE TABLE items (id INTEGER PRIMARY KEY, v FLOAT[{DIM}])")
+    cur.executemany("INSERT INTO items VALUES (?, ?)",
+                    [(i, vectors[i].tolist()) for i in range(200)])
+    cur.execute("CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'flat')")
+    probe = vectors[20]
+    search = f"SELECT id FROM items ORDER BY similarity(v, {literal(probe)}) DESC LIMIT 3"
+    assert answer(cur, search)[0] == (20,)
+    cur.execute(upsert, [20, (-probe).tolist()])
+    found = answer(cur, search)
+    assert len(found) == 3 and (20,) not in found
+    cur.execute("SHOW INDEXES")
+    assert cur.fetchall()[0][5] == 200
