@@ -150,7 +150,8 @@ class Session:
             work = self._engine_tree(body, params)
             if work is not None:
                 return self._explain(*work, analyze)
-        work = self._engine_tree(text, params)
+        # An EXPLAIN with no work for the engine is DuckDB's own (sqlglot would only warn).
+        work = None if explained is not None else self._engine_tree(text, params)
         noted = None
         try:
             if work is None:  # DuckDB runs exactly what the user wrote

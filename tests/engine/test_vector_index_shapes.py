@@ -174,3 +174,12 @@ def test_an_upsert_with_parameters_replaces_the_rows_vector(cur, upsert):
     assert len(found) == 3 and (20,) not in found
     cur.execute("SHOW INDEXES")
     assert cur.fetchall()[0][5] == 200
+
+
+def test_explain_of_a_query_the_index_does_not_take_is_duckdbs_plan(cur, caplog):
+    make_table(cur)
+    cur.execute("CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'flat')")
+    cur.execute("EXPLAIN SELECT id FROM items ORDER BY similarity(v, v) DESC LIMIT 3")
+    plan = dict(cur.fetchall())
+    assert "index scan" not in plan and "physical_plan" in plan
+    assert not [r for r in caplog.records if r.name.startswith("sqlglot")]  # nothing to warn
