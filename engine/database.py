@@ -89,6 +89,7 @@ class Database:
             except duckdb.Error as exc:
                 raise OperationalError(f"cannot open database {self.path!r}: {exc}") from exc
         self.duck.execute(_INTERNAL_TABLES)
+        self.name = self.duck.execute("SELECT current_database()").fetchall()[0][0]  # "quarry"
         # Vector indexes loaded in this process, and those diffed against their table since
         # the database was opened or last written (see vector_catalog).
         self.loaded_indexes: dict[str, Any] = {}

@@ -86,8 +86,8 @@ class IndexQuery:
 # The orderings an index answers, by metric: the functions, and whether best is descending.
 # An `ip` index ranks by inner product, which DuckDB computes under these names; similarity()
 # is cosine, which an inner product ranks alike only on vectors of one length.
-INNER_PRODUCTS = frozenset({"list_inner_product", "array_inner_product", "list_dot_product",
-                            "array_dot_product"})
+# (array_inner_product too, but it binds arrays only: DuckDB's error on lists would be lost.)
+INNER_PRODUCTS = frozenset({"list_inner_product", "list_dot_product"})
 ORDERINGS = {"cosine": (frozenset({"similarity"}), True), "l2": (frozenset({"distance"}), False),
              "ip": (INNER_PRODUCTS, True)}
 SEARCH_FUNCTIONS = frozenset().union(*(names for names, _ in ORDERINGS.values()))
@@ -124,6 +124,7 @@ def match(tree: exp.Expression, catalog: VectorCatalog, names: frozenset[str]
                                  for n in where.find_all(exp.Anonymous)):
         return None
     first, second = call.expressions
+    database = catalog.database.name
     for indexed, probe in ((first, second), (second, first)):
         if not is_constant(probe) or is_constant(indexed):
             continue
@@ -132,7 +133,7 @@ def match(tree: exp.Expression, catalog: VectorCatalog, names: frozenset[str]
             functions, descending = ORDERINGS[info.options.metric]
             if (str(call.this).lower() in functions
                     and bool(ordered.args.get("desc")) == descending
-                    and table_key(info.table) == table_key(table)
+                    and table_key(info.table, database) == table_key(table, database)
                     and comparable(info.expression) == wanted):
                 with_ = tree.args.get("with") or tree.args.get("with_")
                 return IndexQuery(info, int(value.name), probe, table,

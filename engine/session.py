@@ -156,7 +156,7 @@ class Session:
         try:
             if work is None:  # DuckDB runs exactly what the user wrote
                 if statement.kind == "ALTER" and self.vectors.all():
-                    self._check_alter(statement.text)
+                    return self._run_alter(statement, params)
                 noted = self._note_write(statement, params)
                 result = self._run_statement(statement, params)
                 if noted is not None:
@@ -231,12 +231,33 @@ class Session:
                 return Result(None)
         return None
 
-    def _check_alter(self, text: str) -> None:
+    def _run_alter(self, statement: statements.Statement, params: Params) -> Result:
+        """An ALTER TABLE that would leave an index unable to read its input (its table
+        renamed; a column it reads dropped, renamed or retyped; a column named rowid added) is
+        refused, as DuckDB refuses these for its own indexes: it runs in a transaction of its
+        own, rolled back if so. Inside the user's transaction it cannot be undone alone: the
+        error says to roll back."""
+        before = self.vectors.index_inputs()
+        own = not self.vectors.in_transaction
+        if own:
+            self.con.execute("BEGIN TRANSACTION")
         try:
-            tree = _parsed(text)
-        except ParseError:
-            return  # DuckDB's own syntax: DuckDB's error, or the index's at its next use
-        self.vectors.check_alter(tree)
+            result = self._run_statement(statement, params)
+            after = self.vectors.index_inputs()
+            broken = [name for name, kind in before.items()
+                      if kind is not None and after.get(name) != kind]
+            if broken:
+                undo = "" if own else "ROLLBACK, then "
+                raise ProgrammingError(
+                    f"this ALTER would leave vector index {broken[0]} unable to read its input"
+                    f" ({undo}DROP INDEX {broken[0]} first)")
+        except BaseException:
+            if own:
+                self.con.execute("ROLLBACK")
+            raise
+        if own:
+            self.con.execute("COMMIT")
+        return result
 
     def _note_write(self, statement: statements.Statement, params: Params
                     ) -> NotedWrite | None:
@@ -253,7 +274,7 @@ class Session:
         if target is None or tree.args.get("from") or tree.args.get("from_") or tree.args.get(
                 "using") or tree.args.get("returning"):
             return None
-        table = ".".join(part for part in (target.db, target.name) if part)
+        table = ".".join(part for part in (target.catalog, target.db, target.name) if part)
         if isinstance(tree, exp.Copy) and tree.args.get("kind") is not True:
             return None  # COPY ... TO: no row changes
         if not isinstance(tree, (exp.Update, exp.Delete, exp.Copy, exp.Insert)):

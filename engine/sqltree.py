@@ -129,12 +129,13 @@ def _comparable(text: str) -> str:
     return node.sql(dialect=DIALECT)
 
 
-def table_key(table: exp.Table | str) -> tuple[str, str]:
-    """(schema, table) as DuckDB resolves a name: `items`, `main.items` and `"Items"` are one
-    table; `s.items` is another."""
+def table_key(table: exp.Table | str, database: str) -> tuple[str, str, str]:
+    """(database, schema, table) as DuckDB resolves a name in `database` (the one in use):
+    `items`, `main.items`, `quarry.main.items` and `"Items"` are one table; `s.items` and
+    `other.main.items` (an attached database) are others."""
     if isinstance(table, str):
         table = exp.to_table(table, dialect=DIALECT)
-    return (table.db or "main").lower(), table.name.lower()
+    return (table.catalog or database).lower(), (table.db or "main").lower(), table.name.lower()
 
 
 # Functions whose value may differ between two runs of the same statement.

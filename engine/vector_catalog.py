@@ -158,36 +158,28 @@ class VectorCatalog:
         are dropped with it, as DuckDB drops its own."""
         if not self.all() or self.in_transaction:
             return  # in a transaction: at COMMIT (a ROLLBACK brings the table back)
-        tables = {(schema.lower(), table.lower()) for schema, table in self.con.execute(
-            "SELECT schema_name, table_name FROM duckdb_tables()"
-            " WHERE database_name = current_database()").fetchall()}
+        tables = {tuple(part.lower() for part in row) for row in self.con.execute(
+            "SELECT database_name, schema_name, table_name FROM duckdb_tables()").fetchall()}
         for info in list(self.all()):
-            if table_key(info.table) not in tables:
+            if table_key(info.table, self.database.name) not in tables:
                 self.drop(info.name, if_exists=True)
 
-    def check_alter(self, tree: exp.Expression) -> None:
-        """Refuse an ALTER TABLE that would leave an index on a table or column that is no
-        longer there (DuckDB refuses these for its own indexes too)."""
-        if not isinstance(tree, exp.Alter) or not isinstance(tree.this, exp.Table):
-            return
-        names = self.indexes_on(".".join(p for p in (tree.this.db, tree.this.name) if p))
-        used = {column.name.lower(): info.name for info in map(self.info, names) if info
-                for column in sqlglot.parse_one(info.expression, dialect=DIALECT).find_all(
-                    exp.Column)}
-        for action in tree.args.get("actions") or []:
-            if isinstance(action, exp.AlterRename):
-                change, index = f"rename {tree.this.name}", names[0] if names else None
-            elif isinstance(action, exp.ColumnDef) and action.name.lower() == "rowid":
-                change, index = "add a column named rowid", names[0] if names else None
-            else:
-                columns = [action.this] if isinstance(action, (exp.RenameColumn,
-                                                                exp.AlterColumn)) else (
-                    action.args.get("tables") or []) if isinstance(action, exp.Drop) else []
-                name = next((c.name.lower() for c in columns if c.name.lower() in used), "")
-                change, index = f"change column {name}", used.get(name)
-            if index is not None:
-                raise ProgrammingError(f"cannot {change}: vector index {index} depends on it"
-                                       f" (DROP INDEX {index} first)")
+    def index_inputs(self) -> dict[str, str | None]:
+        """Each index's input as its table has it now: its type; None where the index could no
+        longer read it (no table, no column, a column named rowid hiding the row ids). Compared
+        before and after an ALTER TABLE (see Session._run_alter)."""
+        found: dict[str, str | None] = {}
+        for info in self.all():
+            try:
+                key = self.con.execute(
+                    f"SELECT {info.key_expression} FROM {info.table} LIMIT 0").description[0]
+                columns = self.con.execute(f"SELECT * FROM {info.table} LIMIT 0").description
+            except duckdb.Error:
+                found[info.name] = None
+                continue
+            hidden = any(column[0].lower() == "rowid" for column in columns)
+            found[info.name] = None if hidden else str(key[1])
+        return found
 
     def show(self) -> pa.Table:
         rows = []
@@ -229,8 +221,8 @@ class VectorCatalog:
 
     def indexes_on(self, table: str) -> list[str]:
         """The indexes on `table` (as written in a statement: `items`, `main.items`, ...)."""
-        key = table_key(table)
-        return [i.name for i in self.all() if table_key(i.table) == key]
+        key = table_key(table, self.database.name)
+        return [i.name for i in self.all() if table_key(i.table, self.database.name) == key]
 
     def diffs_whole(self, table: str) -> bool:
         """Whether every index on `table` is left to diff the whole table at its next use:
@@ -530,8 +522,14 @@ class VectorCatalog:
                     f" {longest.as_py()} numbers; an index needs one length (a fixed-size"
                     " array such as FLOAT[384] guarantees it)")
         if info.dim and dim and dim != info.dim:
-            raise ProgrammingError(f"{info.expression} gives {dim}-d vectors; the index has "
-                                   f"{info.dim}")
+            raise ProgrammingError(f"{info.expression} gives {dim}-d vectors; index {info.name}"
+                                   f" has {info.dim} (DROP INDEX {info.name}, then create it"
+                                   " again)")
+        if info.options.metric != "cosine" and not np.isfinite(flat).all():
+            raise ProgrammingError(
+                f"cannot index {info.expression} with metric {info.options.metric}: a vector"
+                " holds a NaN or an infinity, which it cannot rank as DuckDB does (fix the"
+                " row, or use metric cosine, which ranks such a row last)")
         return (table.column("row_id").to_numpy().astype(np.int64),
                 table.column("key_hash").to_numpy().astype(np.uint64),
                 flat.reshape(len(column), dim) if len(column) else flat.reshape(0, 1))

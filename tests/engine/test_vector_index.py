@@ -189,6 +189,9 @@ def test_an_inner_product_index_answers_inner_products_not_cosine(cur, function)
     assert "item_ip" in dict(cur.fetchall())["index scan"]
     cur.execute(inner)
     assert [r[0] for r in cur.fetchall()] == np.argsort(-(vectors @ probe))[:K].tolist()
+    arrays_only = inner.replace(function, "array_inner_product")  # DuckDB: lists are refused
+    with pytest.raises(quarrydb.ProgrammingError, match="array_inner_product"):
+        cur.execute(arrays_only)
     cosine = f"SELECT id FROM items ORDER BY similarity(v, {vector}) DESC LIMIT {K}"
     cur.execute(f"EXPLAIN {cosine}")
     assert "index scan" not in dict(cur.fetchall())

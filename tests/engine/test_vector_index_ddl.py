@@ -82,7 +82,9 @@ def test_dropping_a_table_drops_its_indexes(cur):
                                    "ALTER TABLE items DROP COLUMN v",
                                    "ALTER TABLE items RENAME COLUMN v TO w",
                                    "ALTER TABLE items ALTER COLUMN v TYPE DOUBLE[8]",
-                                   "ALTER TABLE items ADD COLUMN rowid INTEGER"])
+                                   "ALTER TABLE items ADD COLUMN rowid INTEGER",
+                                   "ALTER TABLE items DROP v",  # DuckDB's, not sqlglot's
+                                   "ALTER TABLE items RENAME v TO w"])
 def test_an_alter_that_would_break_an_index_is_refused(cur, alter):
     make_table(cur, "id, id % 10 AS bucket, v")
     cur.execute("CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'flat')")
@@ -92,7 +94,12 @@ def test_an_alter_that_would_break_an_index_is_refused(cur, alter):
     assert cur.execute(SEARCH).fetchall() == expected
     cur.execute("ALTER TABLE items DROP COLUMN bucket")  # a column no index uses
     cur.execute("ALTER TABLE items ADD COLUMN note VARCHAR")
-    assert cur.execute(SEARCH).fetchall() == expected
+    cur.execute("ALTER TABLE items RENAME id TO ident")
+    assert cur.execute(SEARCH.replace("SELECT id", "SELECT ident")).fetchall() == expected
+    cur.execute("BEGIN")
+    with pytest.raises(quarrydb.ProgrammingError, match="ROLLBACK, then DROP INDEX iv"):
+        cur.execute(alter)
+    cur.execute("ROLLBACK")
 
 
 def test_a_table_or_column_another_tool_dropped(tmp_path):
@@ -115,3 +122,26 @@ def test_a_table_or_column_another_tool_dropped(tmp_path):
             cur.execute(f"SELECT id FROM other ORDER BY similarity(w, {PROBE}) DESC LIMIT 3")
         cur.execute("DROP INDEX on_w")
         assert index_names(cur) == []
+
+
+def test_a_table_of_an_attached_database_is_not_answered_by_mains_index(cur):
+    make_table(cur)
+    cur.execute("CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'flat')")
+    cur.execute("ATTACH ':memory:' AS other")
+    cur.execute("CREATE TABLE other.main.items AS SELECT id + 100000 AS id, v FROM items"
+                " WHERE id % 2 = 0")
+    search = SEARCH.replace("FROM items", "FROM other.main.items")
+    cur.execute(f"EXPLAIN {search}")
+    assert "index scan" not in dict(cur.fetchall())
+    assert all(row[0] >= 100000 for row in cur.execute(search).fetchall())
+    cur.execute("ALTER TABLE other.main.items DROP COLUMN v")  # main's index reads main's
+    assert len(cur.execute(SEARCH).fetchall()) == 3
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_an_ip_or_l2_index_refuses_vectors_it_cannot_rank(cur, metric):
+    make_table(cur)
+    cur.execute("UPDATE items SET v = ['nan'::FLOAT, 1, 0, 0, 0, 0, 0, 0]::FLOAT[8] WHERE id = 3")
+    with pytest.raises(quarrydb.ProgrammingError, match="NaN or an infinity"):
+        cur.execute(f"CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'ivf',"
+                    f" metric = '{metric}')")
