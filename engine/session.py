@@ -401,8 +401,8 @@ class Session:
         if table is None or table.num_columns == 0 or kind in NO_ROW_KINDS:
             return Result(None)
         rowcount = table.num_rows
-        if kind in ROW_COUNT_KINDS and table.num_columns == 1 and table.num_rows == 1:
-            rowcount = int(table.column(0)[0].as_py())
+        if kind in ROW_COUNT_KINDS and _is_count(table) and not statements.returns_rows(text):
+            rowcount = int(table.column(0)[0].as_py())  # DuckDB's count of the rows written
         return Result(table, rowcount)
 
     # --- statements with model calls -----------------------------------------------------------
@@ -538,6 +538,12 @@ def _describe_stage(stage: Any, settings: Settings) -> str:
 
 
 TOP_K_BATCH = 2048  # rows per Arrow batch of a top-k's answer (a few rows, k of them)
+
+
+def _is_count(table: pa.Table) -> bool:
+    """Whether a write's answer is DuckDB's count of rows written (one BIGINT named Count)."""
+    return (table.num_rows == 1 and table.column_names == ["Count"]
+            and pa.types.is_int64(table.schema.field(0).type))
 
 
 def _top_k_arrow(con: duckdb.DuckDBPyConnection, text: str) -> pa.Table:

@@ -21,6 +21,8 @@ _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?P<analyze>ANALY[SZ]E\s+)?(?P<body>.*)$",
                       re.IGNORECASE | re.DOTALL)
 _STRING = re.compile(r"'(?:[^']|'')*'")
 _CHECKPOINT = re.compile(r"^\s*(?:FORCE\s+)?CHECKPOINT\b", re.IGNORECASE)
+_COMMENT_OR_STRING = re.compile(r"'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/", re.DOTALL)
+_RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 _BEGIN = re.compile(r"\s*(BEGIN|START\s+TRANSACTION)\b", re.IGNORECASE)
 # COPY (query) TO ... or COPY table [(columns)] TO ...: the other direction is COPY ... FROM.
 _COPY_TO = re.compile(r'^\s*COPY\s+(?:\(|(?:"[^"]*"|[\w.])+\s*(?:\([^)]*\)\s*)?TO\b)',
@@ -64,6 +66,11 @@ def changes_no_rows(statement: Statement) -> bool:
     return statement.kind == "COPY" and _COPY_TO.match(statement.text) is not None
 
 
+def returns_rows(text: str) -> bool:
+    """Whether a write has a RETURNING clause (its answer is rows, not DuckDB's count)."""
+    return _RETURNING.search(_STRING.sub("''", text)) is not None
+
+
 def opens_or_ends_transaction(statement: Statement) -> bool | None:
     """True for BEGIN / START TRANSACTION, False for COMMIT / ROLLBACK / END / ABORT, else None."""
     if statement.kind != "TRANSACTION":
@@ -72,13 +79,19 @@ def opens_or_ends_transaction(statement: Statement) -> bool | None:
 
 
 def setting(text: str) -> tuple[str, str] | None:
-    match = _SET.match(text)
+    """(name, value) of a SET statement, comments aside."""
+    match = _SET.match(_without_comments(text))
     if not match:
         return None
     value = match.group("value").strip()
     if len(value) >= 2 and value[0] == value[-1] == "'":
         value = value[1:-1]
     return match.group("name").lower(), value
+
+
+def _without_comments(text: str) -> str:
+    """`text` with its -- and /* */ comments made spaces (string literals kept as written)."""
+    return _COMMENT_OR_STRING.sub(lambda m: m.group(0) if m.group(0)[0] == "'" else " ", text)
 
 
 def is_show_models(text: str) -> bool:
