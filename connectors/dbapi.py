@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
 
-from quarrydb.engine.database import open_database
+from quarrydb.engine.database import in_use_or_unopenable, open_database
 from quarrydb.engine.errors import InterfaceError, ProgrammingError
 from quarrydb.engine.session import Params, Result, Session
 
@@ -74,7 +75,12 @@ class Connection:
             raise InterfaceError("the connection is closed")
 
     def _new_session(self) -> Session:
-        return Session(self._database)
+        """A session of its own; making it writes the engine's tables, the first point where
+        another process holding the database shows (DuckDB lets one process write it)."""
+        try:
+            return Session(self._database)
+        except duckdb.Error as exc:
+            raise in_use_or_unopenable(self.path, exc) from None
 
     def __enter__(self) -> Connection:
         return self
@@ -98,6 +104,7 @@ class Cursor:
 
     def execute(self, sql: str, params: Params = None) -> Cursor:
         session = self._live_session()
+        params = _checked_params(params)
         self._result = None
         self._result = session.execute(sql, params)
         self._position = 0
@@ -120,7 +127,13 @@ class Cursor:
         """Call `callback(stage, done, total)` as model stages advance (None to stop)."""
         self._live_session().progress = callback
 
-    def executemany(self, sql: str, seq_of_params: Sequence[Params]) -> Cursor:
+    def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> Cursor:
+        """Run `sql` once per item of `seq_of_params`, each a sequence or a mapping."""
+        if seq_of_params is None or not isinstance(seq_of_params, Iterable):
+            raise ProgrammingError(
+                "executemany needs a sequence of parameter sets (each a sequence or a mapping),"
+                f" not {type(seq_of_params).__name__}"
+            )
         total = 0
         for params in seq_of_params:
             self.execute(sql, params)
@@ -213,11 +226,29 @@ class Cursor:
         return self._result.table
 
 
+def _checked_params(params: Any) -> Params:
+    """Parameters as PEP 249 has them: None, a sequence or a mapping. A NumPy array (or a
+    pandas Series) becomes a list, as the engine tests `if params`; a str is refused, since
+    its characters would be taken one parameter each."""
+    if params is None or isinstance(params, Mapping):
+        return params
+    if isinstance(params, Sequence) and not isinstance(params, (str, bytes, bytearray)):
+        return params
+    if getattr(params, "ndim", 0) >= 1 and hasattr(params, "tolist"):
+        return list(params.tolist())
+    raise ProgrammingError(
+        "parameters must be a sequence (list, tuple) or a mapping (dict),"
+        f" not {type(params).__name__}: for one value write [value]"
+    )
+
+
 def _rows(table: pa.Table) -> list[tuple[Any, ...]]:
     columns = [column.to_pylist() for column in table.columns]
     return list(zip(*columns)) if columns else [() for _ in range(table.num_rows)]
 
 
 def connect(path: str | Path = ":memory:") -> Connection:
-    """Open a database: `:memory:` (the default) keeps nothing; a path is a database directory."""
+    """Open a database: `:memory:` (the default, or "") keeps nothing; a path is a database
+    directory. Raises OperationalError when it cannot be opened (a file in the way, in use by
+    another process, ...) and ProgrammingError for a path that is not a str or Path."""
     return Connection(path)

@@ -8,6 +8,7 @@ and `tmp/` for atomic writes.
 from __future__ import annotations
 
 import json
+import os
 import struct
 import threading
 from pathlib import Path
@@ -16,13 +17,17 @@ from typing import Any
 import duckdb
 
 from quarrydb.engine.atomic import atomic_write_bytes
-from quarrydb.engine.errors import OperationalError
+from quarrydb.engine.errors import OperationalError, ProgrammingError
 from quarrydb.engine.pending_diffs import PendingDiff
 from quarrydb.udfs.media_input import AUDIO_EXTENSIONS, IMAGE_EXTENSIONS, TEXT_EXTENSIONS
 
 FORMAT_VERSION = 1
 FORMAT_FILE = "FORMAT"
 DUCKDB_FILE = "quarry.duckdb"
+MEMORY = ":memory:"
+SKELETON_DIR = "tmp"
+# DuckDB's message when another process holds the file (one process may open it to write).
+_LOCK_CONFLICT = "Could not set lock on file"
 HEADER_SIZE = 4096  # DuckDB's file headers (see Database.file_mark)
 INTERNAL_SCHEMA = "_quarry"
 
@@ -76,19 +81,18 @@ CREATE OR REPLACE TEMP MACRO read_media(pattern) AS TABLE
 class Database:
     """An open database: embedded, in memory or in a directory."""
 
-    def __init__(self, path: str | Path = ":memory:") -> None:
-        self.path = str(path)
+    def __init__(self, path: str | Path = MEMORY) -> None:
+        self.path = database_path(path)
         self.directory: Path | None = None
-        if self.path == ":memory:":
-            self.duck = duckdb.connect(":memory:")
+        self._file_handle: int | None = None  # see file_mark
+        if self.path == MEMORY:
+            self.duck = duckdb.connect(MEMORY)
+            self.duck.execute(_INTERNAL_TABLES)
         else:
-            self.directory = Path(path).expanduser()
+            self.directory = Path(self.path).expanduser()
             _prepare_directory(self.directory)
-            try:
-                self.duck = duckdb.connect(str(self.directory / DUCKDB_FILE))
-            except duckdb.Error as exc:
-                raise OperationalError(f"cannot open database {self.path!r}: {exc}") from exc
-        self.duck.execute(_INTERNAL_TABLES)
+            self.duck = _open_duckdb(self.path, self.directory / DUCKDB_FILE)
+            self._file_handle = os.open(self.directory / DUCKDB_FILE, os.O_RDONLY)
         self.name = self.duck.execute("SELECT current_database()").fetchall()[0][0]  # "quarry"
         # Vector indexes loaded in this process, and those diffed against their table since
         # the database was opened or last written (see vector_catalog).
@@ -118,16 +122,18 @@ class Database:
         it, but its file counts checkpoints: each of the two database headers (at 4096 and
         8192, after the main header's "DUCK" at byte 8) starts with a checksum and then an
         iteration number. A file laid out otherwise falls back to its (mtime, size), which
-        also changes when a large insert writes row groups early: a needless diff, no harm."""
-        if self.directory is None:
+        also changes when a large insert writes row groups early: a needless diff, no harm.
+
+        It reads through a handle held open while the database is: closing any handle of a
+        file drops the process's POSIX locks on it, DuckDB's included, which let another
+        process open the database while this one had it."""
+        if self._file_handle is None:
             return None
-        path = self.directory / DUCKDB_FILE
-        with path.open("rb") as file:
-            head = file.read(3 * HEADER_SIZE)
+        head = os.pread(self._file_handle, 3 * HEADER_SIZE, 0)
         if len(head) == 3 * HEADER_SIZE and head[8:12] == b"DUCK":
             return max(struct.unpack_from("<Q", head, offset + 8)[0]
                        for offset in (HEADER_SIZE, 2 * HEADER_SIZE))
-        stat = path.stat()
+        stat = os.fstat(self._file_handle)
         return stat.st_mtime_ns, stat.st_size
 
     def new_connection(self) -> duckdb.DuckDBPyConnection:
@@ -145,6 +151,9 @@ class Database:
             if self.directory is not None and _SHARED.get(_key(self.directory)) is self:
                 del _SHARED[_key(self.directory)]
         self.duck.close()
+        if self._file_handle is not None:  # after DuckDB's: closing it drops DuckDB's lock
+            os.close(self._file_handle)
+            self._file_handle = None
 
 
 # Every connection of a process to one directory shares one Database: its loaded indexes and
@@ -154,9 +163,10 @@ _SHARED: dict[Path, Database] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def open_database(path: str | Path = ":memory:") -> Database:
+def open_database(path: str | Path = MEMORY) -> Database:
     """The process's Database at `path`, opened on first use; `:memory:` is new each time."""
-    if str(path) == ":memory:":
+    path = database_path(path)
+    if path == MEMORY:
         return Database(path)
     with _SHARED_LOCK:
         key = _key(Path(path).expanduser())
@@ -169,28 +179,103 @@ def open_database(path: str | Path = ":memory:") -> Database:
 
 
 def _key(directory: Path) -> Path:
-    return directory.resolve()
+    try:
+        return directory.resolve()
+    except (OSError, RuntimeError) as exc:  # a symlink loop, an unreadable parent
+        raise OperationalError(f"cannot open database {str(directory)!r}: {exc}") from None
+
+
+def database_path(path: object) -> str:
+    """The path as text, checked as DuckDB checks its own: a str or a path-like object
+    (None is refused, as `duckdb.connect(None)` refuses it); "" means in memory, as in DuckDB."""
+    if isinstance(path, os.PathLike):
+        path = os.fspath(path)
+    if not isinstance(path, str):
+        raise ProgrammingError(
+            f"a database path must be a str or a pathlib.Path, not {type(path).__name__}"
+            " (connect() with no argument opens one in memory)"
+        )
+    return path or MEMORY
+
+
+def in_use_or_unopenable(path: str, exc: Exception) -> OperationalError:
+    """DuckDB's error opening or first writing the database, as a clear OperationalError: a
+    lock held by another process is said plainly (DuckDB lets one process write a file)."""
+    if _LOCK_CONFLICT in str(exc):
+        return OperationalError(
+            f"database {path!r} is in use by another process: DuckDB lets one process at a"
+            f" time open a database to write; close it there and retry ({exc})"
+        )
+    return OperationalError(f"cannot open database {path!r}: {exc}")
+
+
+def _open_duckdb(path: str, file: Path) -> duckdb.DuckDBPyConnection:
+    """The DuckDB file with the engine's tables in it (their creation is the first write,
+    where another process's lock on the write-ahead log shows)."""
+    try:
+        duck = duckdb.connect(str(file))
+    except duckdb.Error as exc:
+        raise in_use_or_unopenable(path, exc) from None
+    try:
+        duck.execute(_INTERNAL_TABLES)
+    except duckdb.Error as exc:
+        duck.close()
+        raise in_use_or_unopenable(path, exc) from None
+    return duck
 
 
 def _prepare_directory(directory: Path) -> None:
-    """Create a new database directory, or check that an existing one is ours and readable."""
+    """Create a new database directory, or check that an existing one is ours and readable.
+    OS errors (a parent that is a file, no permission, ...) become OperationalError."""
+    try:
+        _create_or_check(directory)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        where = f" ({exc.filename})" if exc.filename and exc.filename != str(directory) else ""
+        raise OperationalError(
+            f"cannot open database {str(directory)!r}: {reason}{where}"
+        ) from None
+
+
+def _create_or_check(directory: Path) -> None:
     if directory.exists() and not directory.is_dir():
         raise OperationalError(
             f"{str(directory)!r} is a file, not a quarrydb database directory"
             " (to query a plain DuckDB file, ATTACH it)"
         )
     format_file = directory / FORMAT_FILE
-    if directory.is_dir() and not format_file.exists():
-        if any(directory.iterdir()):
-            raise OperationalError(
-                f"{str(directory)!r} exists but is not a quarrydb database (no {FORMAT_FILE} file)"
-            )
     if not format_file.exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / "tmp").mkdir(exist_ok=True)
+        _create(directory)
+    _check_format(directory, format_file)
+
+
+def _create(directory: Path) -> None:
+    """A new database's skeleton. Another process may be creating the same one at this moment:
+    a directory holding only the skeleton is taken as ours, and FORMAT is written atomically
+    (both write the same), so neither reports the other's half-made directory as foreign."""
+    directory.mkdir(parents=True, exist_ok=True)
+    foreign = [entry.name for entry in directory.iterdir() if not _is_skeleton(entry.name)]
+    if foreign and not (directory / FORMAT_FILE).exists():
+        raise OperationalError(
+            f"{str(directory)!r} exists but is not a quarrydb database (no {FORMAT_FILE} file)"
+        )
+    (directory / SKELETON_DIR).mkdir(exist_ok=True)
+    if not (directory / FORMAT_FILE).exists():
         payload = {"format": FORMAT_VERSION, "created_by": "quarrydb"}
-        atomic_write_bytes(format_file, json.dumps(payload).encode())
-        return
+        atomic_write_bytes(directory / FORMAT_FILE, json.dumps(payload).encode())
+
+
+def _is_skeleton(name: str) -> bool:
+    """Names a database being created has before its FORMAT file: `tmp/`, and FORMAT's own
+    temporary file (see atomic_write)."""
+    return name in (SKELETON_DIR, FORMAT_FILE) or (
+        name.startswith(f".{FORMAT_FILE}.") and name.endswith(".tmp"))
+
+
+def _check_format(directory: Path, format_file: Path) -> None:
+    if not format_file.is_file():
+        raise OperationalError(
+            f"database {str(directory)!r} is damaged: {str(format_file)!r} is not a file")
     try:
         version = int(json.loads(format_file.read_text())["format"])
     except (ValueError, KeyError, TypeError) as exc:
