@@ -18,6 +18,8 @@ from quarrydb.engine.modality import CommentLookup, modality_of, unwrap_marker
 from quarrydb.engine.sqltree import is_constant, to_sql
 from quarrydb.udfs import Binding, Registry, UnknownModelError
 
+MARKER_META = "quarry_marker"  # a call's meta: the marker, e.g. image, its input was wrapped in
+
 
 @dataclass
 class ModelCall:
@@ -100,6 +102,7 @@ def bind_call(
     if key_positions and key_params[0] == "input":
         value, marker = unwrap_marker(args[0])
         if marker:
+            node.meta[MARKER_META] = str(args[0].this)  # to name the result column as written
             args[0].replace(value)  # the stage reads x itself; the marker only told its kind
         modality = marker or modality_of(value, comments)
     if spec.check_options is not None:

@@ -13,9 +13,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 from sqlglot import exp
 
-from quarrydb.engine.errors import ProgrammingError
+from quarrydb.engine.errors import NotSupportedError, ProgrammingError
 from quarrydb.engine.sqltree import DIALECT
 
 Params = Sequence[Any] | Mapping[str, Any] | None
@@ -26,20 +27,24 @@ _MARKED = re.compile(rf"\b{_MARK}(\d+)\b")
 def bind_parameters(tree: exp.Expression, params: Params,
                     within: exp.Expression | None = None) -> exp.Expression:
     """`tree` (changed in place) with each placeholder replaced by its value as a literal;
-    with `within` (a part of `tree`), only the placeholders in that part."""
+    with `within` (a part of `tree`), only the placeholders in that part.
+
+    The values must match the placeholders as DuckDB's own binding demands: none missing, none
+    left over, numbers from $1."""
     holders = list(tree.find_all(exp.Placeholder))
     if not holders:
-        if params:
+        if params is not None and len(params):
             raise ProgrammingError("parameters were given but the statement has no placeholders")
         return tree
     if params is None:
         raise ProgrammingError(f"the statement has {len(holders)} placeholder(s) but no parameters")
+    ordered = _in_written_order(tree, holders)
+    identifiers = _identifiers(ordered)
+    _check_all_used(identifiers, params)
     wanted = set(map(id, within.find_all(exp.Placeholder))) if within is not None else None
-    values, position = [], 0
-    for holder in _in_written_order(tree, holders):
-        if wanted is None or id(holder) in wanted:
-            values.append(_value(holder, position, params))
-        position += holder.this is None  # `?`: the next value; `$2`, `$name`: that one
+    values = [_value(holder, identifier, params)
+              for holder, identifier in zip(ordered, identifiers)
+              if wanted is None or id(holder) in wanted]
     for holder, value in values:
         holder.replace(value)
     return tree
@@ -60,20 +65,77 @@ def _in_written_order(tree: exp.Expression, holders: list[exp.Placeholder]
     return [holders[number] for number in order]
 
 
-def _value(holder: exp.Placeholder, position: int, params: Params
+def _identifiers(holders: list[exp.Placeholder]) -> list[int | str]:
+    """Each placeholder's value, as DuckDB numbers them: `$2` the second value (index 1 here),
+    `?` the one after the highest number so far, `$name` the value of that name."""
+    identifiers: list[int | str] = []
+    highest = 0
+    for holder in holders:
+        name = holder.this
+        if name is not None and not str(name).isdigit():
+            identifiers.append(str(name))
+            continue
+        number = highest + 1 if name is None else int(name)
+        if number < 1:
+            raise ProgrammingError(
+                f"parameter numbers start at 1: ${name} names no value (write $1 for the first)")
+        identifiers.append(number - 1)
+        highest = max(highest, number)
+    if len({type(i) for i in identifiers}) > 1:
+        raise NotSupportedError("a statement cannot mix named ($name) and positional (?, $1)"
+                                " parameters")
+    return identifiers
+
+
+def _check_all_used(identifiers: list[int | str], params: Params) -> None:
+    """DuckDB refuses values no placeholder reads: a count mismatch is a mistake, not noise."""
+    if isinstance(params, Mapping):
+        used = {str(i + 1) if isinstance(i, int) else i.lower() for i in identifiers}
+        excess = [str(key) for key in params if str(key).lower() not in used]
+    else:
+        used = {i for i in identifiers if isinstance(i, int)}
+        excess = [str(i + 1) for i in range(len(params)) if i not in used]  # type: ignore[arg-type]
+    if excess:
+        raise ProgrammingError(
+            f"{len(params)} parameter(s) given but the statement reads {len(set(identifiers))}:"
+            f" no placeholder reads parameter(s) {', '.join(excess)}")
+
+
+def _value(holder: exp.Placeholder, identifier: int | str, params: Params
            ) -> tuple[exp.Placeholder, exp.Expression]:
-    name = holder.this
     try:
-        if name is None:
-            value = params[position]  # type: ignore[index]
-        elif str(name).isdigit():
-            value = params[int(name) - 1]  # type: ignore[index]
+        if isinstance(params, Mapping):
+            value = _by_name(params, str(identifier + 1) if isinstance(identifier, int)
+                             else identifier)
         else:
-            value = params[str(name)]  # type: ignore[index]
+            value = params[identifier]  # type: ignore[index]
     except (IndexError, KeyError, TypeError):
         raise ProgrammingError(f"no value given for parameter {holder.sql()}") from None
     try:
-        return holder, exp.convert(value)
+        return holder, exp.convert(_plain(value))
     except ValueError:
         raise ProgrammingError(f"parameter {holder.sql(dialect=DIALECT)} has a value SQL cannot"
                                f" write out: {type(value).__name__}") from None
+
+
+def _by_name(params: Mapping[str, Any], name: str) -> Any:
+    """DuckDB matches `$name` to a key regardless of case."""
+    if name in params:
+        return params[name]
+    matches = [key for key in params if str(key).lower() == name.lower()]
+    if not matches:
+        raise KeyError(name)
+    return params[matches[0]]
+
+
+def _plain(value: Any) -> Any:
+    """numpy arrays and scalars as the Python lists and values sqlglot writes out."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

@@ -13,13 +13,22 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from quarrydb.engine.binder import ModelCall
+from quarrydb.engine.binder import MARKER_META, ModelCall
 from quarrydb.engine.errors import InternalError
-from quarrydb.engine.sqltree import conjuncts, from_clause, select_sources, to_sql
+from quarrydb.engine.sqltree import (
+    DIALECT,
+    conjuncts,
+    from_clause,
+    select_sources,
+    to_sql,
+    vectors_put_back,
+)
 from quarrydb.udfs import Registry
 
 KEY = "__qk{}"
 VALUE = "__qv"
+LOOKUP_ALIAS = "__q"  # the stage table, in the subquery that replaces a call
+WRITES = (exp.Update, exp.Delete)  # writes whose rows a model call may read
 
 
 @dataclass
@@ -74,6 +83,7 @@ class StagePlanner:
         self.registry = registry
         self.prefix = prefix
         self.optimize = optimize
+        name_result_columns(tree, calls)
         self.pending: dict[str, list[ModelCall]] = {}
         for index, call in enumerate(calls):
             identity = call.identity if optimize else f"{call.identity}#{index}"
@@ -126,11 +136,45 @@ def _in_predicate(call: ModelCall) -> bool:
 def _lookup(table: str, keys: list[exp.Expression]) -> exp.Subquery:
     """(SELECT __q.__qv FROM stage AS __q WHERE __q.__qk0 = <arg0> AND ...)"""
     condition = exp.and_(
-        *[exp.EQ(this=exp.column(KEY.format(i), "__q"), expression=k.copy()) for i, k in
+        *[exp.EQ(this=exp.column(KEY.format(i), LOOKUP_ALIAS), expression=k.copy()) for i, k in
           enumerate(keys)]
     )
-    query = exp.select(exp.column(VALUE, "__q")).from_(exp.to_table(table).as_("__q"))
+    query = exp.select(exp.column(VALUE, LOOKUP_ALIAS)).from_(
+        exp.to_table(table).as_(LOOKUP_ALIAS))
     return query.where(condition).subquery()
+
+
+# --- result column names ----------------------------------------------------------------------
+
+
+def name_result_columns(tree: exp.Expression, calls: list[ModelCall]) -> None:
+    """Alias each unaliased select-list item that holds a model call with its SQL as written.
+
+    DuckDB names such a column by its expression; once the call is replaced by a lookup into a
+    stage table, that name would be the lookup's SQL. Every select list is named, not only the
+    outermost: `SELECT * FROM (SELECT classify(...) FROM t)` shows the inner list's names."""
+    call_nodes = {id(call.node) for call in calls}
+    lists = [*tree.find_all(exp.Select), *tree.find_all(exp.Returning)]
+    for item in [item for columns in lists for item in columns.expressions]:
+        if isinstance(item, (exp.Alias, exp.Star)):
+            continue
+        if not any(id(node) in call_nodes for node in item.walk()):
+            continue
+        alias = exp.Alias(alias=exp.to_identifier(written_sql(item), quoted=True))
+        item.replace(alias)
+        alias.set("this", item)  # the node itself, not a copy: the calls point into it
+
+
+def written_sql(node: exp.Expression) -> str:
+    """The expression as the user wrote it (modulo spacing): functions in lower case, as DuckDB
+    prints them, and input markers such as image(x) put back."""
+    printed = node.copy()
+    for call in list(printed.find_all(exp.Anonymous)):
+        marker = call.meta.get(MARKER_META)
+        if marker and call.expressions:
+            call.expressions[0].replace(
+                exp.Anonymous(this=marker, expressions=[call.expressions[0].copy()]))
+    return vectors_put_back(printed.sql(dialect=DIALECT, normalize_functions="lower"))
 
 
 # --- input queries -----------------------------------------------------------------------------
@@ -149,29 +193,41 @@ def input_query(call: ModelCall, optimize: bool = True) -> exp.Select:
         query = query.distinct()
     if isinstance(scope, exp.Select):
         _add_select_sources(query, scope, keys, optimize)
-    elif isinstance(scope, exp.Update):
-        query = query.from_(scope.this.copy())
+    elif isinstance(scope, WRITES):
+        for i, table in enumerate(_sources(scope)):
+            if i == 0:
+                query = query.from_(table.copy())
+            else:
+                query = query.join(table.copy(), join_type="cross")
         if optimize:
             _add_safe_predicates(query, _local_predicates(scope))
     return _with_ctes(query, call.node)
 
 
-def _scope_of(call: ModelCall) -> exp.Select | exp.Update | None:
+def _scope_of(call: ModelCall) -> exp.Select | exp.Update | exp.Delete | None:
     """The query whose rows feed the call: the nearest one that has every table the arguments
     name (a call in a correlated subquery reads the outer query's rows)."""
     qualifiers = {c.table for k in call.keys for c in k.find_all(exp.Column) if c.table}
-    nearest = call.node.find_ancestor(exp.Select, exp.Update)
+    nearest = call.node.find_ancestor(exp.Select, *WRITES)
     scope = nearest
     while scope is not None:
         if qualifiers <= _source_names(scope):
             return scope
-        scope = scope.find_ancestor(exp.Select, exp.Update)
+        scope = scope.find_ancestor(exp.Select, *WRITES)
     return nearest
 
 
 def _sources(scope: exp.Expression) -> list[exp.Expression]:
-    if isinstance(scope, exp.Update):
-        return [scope.this]
+    """The tables a scope reads rows from: a write's target, its FROM (UPDATE) or USING
+    (DELETE) tables; a SELECT's FROM item and joins."""
+    if isinstance(scope, WRITES):
+        read = list(scope.args.get("using") or []) if isinstance(scope, exp.Delete) else []
+        from_ = from_clause(scope) if isinstance(scope, exp.Update) else None
+        if from_ is not None:  # sqlglot hangs `FROM u, v`'s v (or `u JOIN v`'s) on u
+            first = from_.this.copy()
+            first.set("joins", None)
+            read = [first, *[j.this for j in from_.this.args.get("joins") or []]]
+        return [scope.this, *read]
     return select_sources(scope) if isinstance(scope, exp.Select) else []
 
 
@@ -179,14 +235,14 @@ def _source_names(scope: exp.Expression) -> set[str]:
     return {t.alias_or_name for t in _sources(scope)}
 
 
-def _local_predicates(scope: exp.Select | exp.Update) -> list[exp.Expression]:
+def _local_predicates(scope: exp.Select | exp.Update | exp.Delete) -> list[exp.Expression]:
     """WHERE conjuncts that read only this scope's own tables (not an outer query's)."""
     where = scope.args.get("where")
     names = _source_names(scope)
     return [
         p for p in conjuncts(where.this if where else None)
         if all(c.table in names for c in p.find_all(exp.Column)
-               if c.table and c.find_ancestor(exp.Select, exp.Update) is scope)
+               if c.table and c.find_ancestor(exp.Select, *WRITES) is scope)
     ]
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from quarrydb.engine.planner import VALUE, Candidate
-from quarrydb.engine.sqltree import to_sql
+from quarrydb.engine.planner import LOOKUP_ALIAS, VALUE, Candidate
+from quarrydb.engine.sqltree import from_clause, to_sql
 
 SAMPLE_SIZE = 16
 UNKNOWN_SELECTIVITY = 0.5
@@ -34,19 +34,40 @@ class Measurement:
         return self.cost_per_input / max(1.0 - passing, 1e-3)
 
 
-def selectivity_sql(candidate: Candidate, table: str) -> str | None:
+def selectivity_sql(candidate: Candidate, table: str, function_names: frozenset[str]
+                    ) -> str | None:
     """SQL that computes the share of a stage table's values passing the candidate's conjunct.
 
-    Only when the conjunct reads nothing but the call (e.g. `classify(x, L) = 'spam'`); otherwise
-    the selectivity cannot be told from the call's values alone."""
+    Only when the conjunct reads nothing but the call's values (e.g. `classify(x, L) = 'spam'`)
+    and those of stages already run (a constant `embed('q')`, now a lookup); otherwise the
+    selectivity cannot be told from the call's values alone, and DuckDB could not run the SQL:
+    it knows no model function."""
     if candidate.conjunct is None:
         return None
     probe = candidate.conjunct.copy()
     node = next(n for n in probe.walk() if n == candidate.call_node)
     node.replace(exp.column(VALUE))
-    if any(c.name != VALUE for c in probe.find_all(exp.Column)) or probe.find(exp.Select):
+    if any(str(n.this).lower() in function_names for n in probe.find_all(exp.Anonymous)):
+        return None  # another model call, not computed yet
+    if not all(_is_lookup(s) for s in probe.find_all(exp.Select)):
+        return None  # a subquery of the statement's own: it may read what the probe cannot
+    if not all(_reads_only_values(c) for c in probe.find_all(exp.Column)):
         return None
     return f"SELECT avg(CASE WHEN {to_sql(probe)} THEN 1.0 ELSE 0.0 END) FROM {table}"
+
+
+def _is_lookup(select: exp.Select) -> bool:
+    """A call already replaced by its stage's values (see planner._lookup)."""
+    source = from_clause(select)
+    return source is not None and source.this.alias == LOOKUP_ALIAS
+
+
+def _reads_only_values(column: exp.Column) -> bool:
+    """The call's value itself, or a column of a stage lookup `(SELECT __q.__qv FROM ... AS __q
+    WHERE __q.__qk0 = <constant>)`: no column of the query's own rows."""
+    if column.find_ancestor(exp.Select) is None:
+        return column.name == VALUE and not column.table
+    return column.table == LOOKUP_ALIAS
 
 
 def order(measured: dict[str, Measurement]) -> list[str]:

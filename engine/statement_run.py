@@ -118,7 +118,7 @@ class StatementRun:
             self._register(stage.table, table)
             if start >= inputs.num_rows:
                 return table
-            passing = self.con.sql(check).fetchall()[0][0]
+            passing = self._value_of(check)
             if passing >= limit:
                 work.stats.stopped_early = True
                 return table
@@ -176,11 +176,19 @@ class StatementRun:
         return predicate_order.Measurement(cost, selectivity, sample.num_rows)
 
     def _selectivity(self, candidate: Candidate, table: str) -> float | None:
-        sql = predicate_order.selectivity_sql(candidate, table)
+        sql = predicate_order.selectivity_sql(candidate, table,
+                                              self.planner.registry.function_names)
         if sql is None:
             return None
-        value = self.con.sql(sql).fetchall()[0][0]
+        value = self._value_of(sql)
         return None if value is None else round(float(value), 4)
+
+    def _value_of(self, sql: str) -> Any:
+        """The one value a query of the engine's own answers, DuckDB's errors as quarrydb's."""
+        try:
+            return self.con.sql(sql).fetchall()[0][0]
+        except duckdb.Error as exc:
+            raise from_duckdb(exc) from None
 
     def _register(self, name: str, table: pa.Table) -> None:
         self.con.register(name, table)
