@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from quarrydb.engine.database import in_use_or_unopenable, open_database
@@ -230,16 +231,23 @@ def _checked_params(params: Any) -> Params:
     """Parameters as PEP 249 has them: None, a sequence or a mapping. A NumPy array (or a
     pandas Series) becomes a list, as the engine tests `if params`; a str is refused, since
     its characters would be taken one parameter each."""
-    if params is None or isinstance(params, Mapping):
+    if params is None:
         return params
+    if isinstance(params, Mapping):
+        return {key: _plain(value) for key, value in params.items()}
     if isinstance(params, Sequence) and not isinstance(params, (str, bytes, bytearray)):
-        return params
+        return [_plain(value) for value in params]
     if getattr(params, "ndim", 0) >= 1 and hasattr(params, "tolist"):
         return list(params.tolist())
     raise ProgrammingError(
         "parameters must be a sequence (list, tuple) or a mapping (dict),"
         f" not {type(params).__name__}: for one value write [value]"
     )
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value DuckDB binds (it refuses numpy.int64 and the like)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _rows(table: pa.Table) -> list[tuple[Any, ...]]:

@@ -88,7 +88,9 @@ class Session:
         self.con.close()
 
     def execute(self, sql: str, params: Params = None) -> Result:
-        if not isinstance(sql, str) or not sql.strip():
+        if not isinstance(sql, str):
+            raise ProgrammingError(f"a statement is a str, not {type(sql).__name__}")
+        if not sql.strip():
             raise ProgrammingError("the statement is empty")
         # Long vector literals are set aside first: every later step (splitting, parsing,
         # matching) then reads a short text; DuckDB gets them back (see sqltree.to_sql).
@@ -101,6 +103,8 @@ class Session:
             for statement in found:
                 result = self._execute_one(statement, params)
             return result
+        except RecursionError:  # sqlglot's parser on a deeply nested statement
+            raise ProgrammingError("the statement is nested too deeply to plan") from None
         finally:
             put_vectors_back(token)
 

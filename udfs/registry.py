@@ -168,7 +168,8 @@ class Registry:
         choices = ", ".join(
             sorted(m for m in spec.implementations if self._models[m].modality == modality)
         )
+        available = f"available: {choices}" if choices else f"no model reads {modality} for it"
         raise UnknownModelError(
-            f"unknown model {name!r} for {spec.name}() on {modality}; available: {choices}"
+            f"unknown model {name!r} for {spec.name}() on {modality}; {available}"
             " (or a local model path). SHOW MODELS lists them."
         )

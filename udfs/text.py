@@ -77,6 +77,9 @@ def check_labels(labels: Any) -> tuple[str, ...]:
         raise ValueError("classify() labels must be a non-empty list of strings, e.g. ['a', 'b']")
     if not all(isinstance(label, str) and label.strip() for label in labels):
         raise ValueError(f"classify() labels must all be non-empty strings, got {list(labels)!r}")
+    if len(set(labels)) != len(labels):
+        repeated = sorted({label for label in labels if labels.count(label) > 1})
+        raise ValueError(f"classify() labels must be distinct; repeated: {repeated!r}")
     return tuple(labels)
 
 

@@ -116,6 +116,11 @@ def test_a_numpy_array_of_parameters_is_a_sequence(cur):
     assert cur.execute("SELECT ?", np.array(["x"])).fetchall() == [("x",)]
 
 
+def test_numpy_scalars_inside_parameters_bind_as_their_values(cur):
+    assert cur.execute("SELECT ?, ?", [np.int64(4), np.float32(0.5)]).fetchall() == [(4, 0.5)]
+    assert cur.execute("SELECT $a", {"a": np.bool_(True)}).fetchall() == [(True,)]
+
+
 def test_sequences_and_mappings_still_bind(cur):
     assert cur.execute("SELECT ? + ?", (1, 2)).fetchone() == (3,)
     assert cur.execute("SELECT $a", {"a": 4}).fetchone() == (4,)

@@ -36,6 +36,13 @@ import quarrydb
         ("SET device = 'tpu'", quarrydb.ProgrammingError, "unknown device"),
         ("SET device = 'cuda'", quarrydb.ProgrammingError, "not available"),
         ("", quarrydb.ProgrammingError, "empty"),
+        ("SELECT classify(body, ['a', 'b', 'a']) FROM notes", quarrydb.ProgrammingError,
+         "labels must be distinct; repeated: ['a']"),
+        ("SELECT transcribe(body, 'minilm') FROM notes", quarrydb.ProgrammingError,
+         "no model reads text for it"),
+        ("SELECT embed(" + "(" * 1000 + "body" + ")" * 1000 + ") FROM notes",
+         quarrydb.ProgrammingError, "nested too deeply"),
+        (b"SELECT 1", quarrydb.ProgrammingError, "a statement is a str, not bytes"),
     ],
 )
 def test_bad_statements_raise_clear_errors(notes, sql, error, message):
