@@ -103,6 +103,8 @@ def interactive(cursor: quarrydb.Cursor) -> int:
             failed = dot_command(cursor, stripped) or failed
             continue
         buffer.append(line)
+        if ";" not in line:  # only a line with a ';' can end a statement: the buffer is not
+            continue  # tokenized again for every line of a long one
         text = "\n".join(buffer)
         if is_complete(text):
             failed = run(cursor, text) or failed

@@ -9,7 +9,9 @@ from the statement as printed.
 
 from __future__ import annotations
 
+import datetime
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -112,10 +114,36 @@ def _value(holder: exp.Placeholder, identifier: int | str, params: Params
     except (IndexError, KeyError, TypeError):
         raise ProgrammingError(f"no value given for parameter {holder.sql()}") from None
     try:
-        return holder, exp.convert(_plain(value))
+        return holder, _literal(_plain(value))
     except ValueError:
         raise ProgrammingError(f"parameter {holder.sql(dialect=DIALECT)} has a value SQL cannot"
                                f" write out: {type(value).__name__}") from None
+
+
+def _literal(value: Any) -> exp.Expression:
+    """A value written into SQL as DuckDB would bind it: a float stays a DOUBLE (sqlglot writes
+    0.5, which DuckDB reads as a DECIMAL, and has no literal for NaN or infinity), a tuple is a
+    list, a dict a STRUCT, a UUID and a timedelta keep their types."""
+    if isinstance(value, bool) or value is None:
+        return exp.convert(value)
+    if isinstance(value, float):
+        return exp.cast(exp.Literal.string(repr(value)), exp.DataType.Type.DOUBLE)
+    if isinstance(value, (list, tuple)) and value and all(type(v) is float for v in value):
+        # a vector: one string DuckDB casts (fast, and read back by search_sql.literal_vector)
+        text = "[" + ", ".join(map(repr, value)) + "]"
+        return exp.cast(exp.Literal.string(text), exp.DataType.build("DOUBLE[]"))
+    if isinstance(value, (list, tuple)):
+        return exp.Array(expressions=[_literal(v) for v in value])
+    if isinstance(value, dict):
+        return exp.Struct(expressions=[
+            exp.PropertyEQ(this=exp.Literal.string(str(k)), expression=_literal(v))
+            for k, v in value.items()])
+    if isinstance(value, uuid.UUID):
+        return exp.cast(exp.Literal.string(str(value)), exp.DataType.Type.UUID)
+    if isinstance(value, datetime.timedelta):
+        return exp.func("to_microseconds", exp.Literal.number(value // datetime.timedelta(
+            microseconds=1)))
+    return exp.convert(value)
 
 
 def _by_name(params: Mapping[str, Any], name: str) -> Any:

@@ -33,6 +33,8 @@ def literal_vector(probe: exp.Expression) -> np.ndarray | None:
             return None  # e.g. cast to INTEGER[]: DuckDB's value, not the digits written
         node = node.this
     numbers = set_aside_literal(node)  # "[...]" of numbers alone: no need to match it again
+    if numbers is None and isinstance(node, exp.Literal) and node.is_string and node is not probe:
+        numbers = node.this  # '[0.1, 0.2]'::DOUBLE[] (a bound parameter, see parameters.py)
     if numbers is not None:
         numbers = numbers.strip()[1:-1]
     else:

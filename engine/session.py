@@ -24,7 +24,7 @@ from quarrydb.engine import index_ddl, index_scan, proxy_rule, statements
 from quarrydb.engine.align_spaces import align_similarity_spaces
 from quarrydb.engine.binder import bind_call, model_call_nodes
 from quarrydb.engine.database import Database
-from quarrydb.engine.errors import Error, ProgrammingError, from_duckdb
+from quarrydb.engine.errors import Error, NotSupportedError, ProgrammingError, from_duckdb
 from quarrydb.engine.executor import Progress, Settings
 from quarrydb.engine.parameters import Params, bind_parameters
 from quarrydb.engine.pending_diffs import NotedWrite
@@ -216,6 +216,7 @@ class Session:
         tree = bind_parameters(tree, params)
         if params and searches:  # the values may make a probe constant
             query = index_scan.match(tree, self.vectors, names)
+        _refuse_unplannable(tree, self.registry)
         return tree, query
 
     # --- vector indexes ------------------------------------------------------------------------
@@ -542,6 +543,19 @@ def _describe_stage(stage: Any, settings: Settings) -> str:
 
 
 TOP_K_BATCH = 2048  # rows per Arrow batch of a top-k's answer (a few rows, k of them)
+
+
+def _refuse_unplannable(tree: exp.Expression, registry: Registry) -> None:
+    """Places a model call cannot go: its values are computed when the statement runs, then
+    read from a stage table that lives as long as the statement."""
+    if isinstance(tree, exp.Create) and str(tree.args.get("kind")).upper() == "VIEW" and (
+            model_call_nodes(tree, registry)):
+        raise NotSupportedError("a view cannot call a model: its stages would be gone when the"
+                                " view is read (CREATE TABLE ... AS computes the values once)")
+    returning = tree.args.get("returning")
+    if returning is not None and model_call_nodes(returning, registry):
+        raise NotSupportedError("a model call in RETURNING is not supported: return the"
+                                " columns, then call the model in a SELECT")
 
 
 def _is_count(table: pa.Table) -> bool:

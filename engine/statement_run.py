@@ -91,7 +91,9 @@ class StatementRun:
         stats = work.stats
         if sample_stats is not None:  # the sample's model calls were real: count them here
             stats.model_inputs += sample_stats.model_inputs
-            stats.cache_hits -= sample_stats.model_inputs
+            # ... and were cache hits of the run only where the run still read them (a first
+            # predicate may have filtered some out): never fewer than none
+            stats.cache_hits = max(stats.cache_hits - sample_stats.model_inputs, 0)
             stats.seconds_model += sample_stats.seconds_model
         figures = stats.as_dict()
         if proxy_figures:

@@ -63,12 +63,12 @@ def test_piped_input_goes_on_after_an_error_and_exits_1(monkeypatch, capsys):
         'Error: Parser Error: syntax error at or near "SELEC"']
 
 
-def test_a_python_error_inside_the_engine_does_not_end_the_shell(monkeypatch, capsys):
+def test_an_error_the_planner_meets_does_not_end_the_shell(monkeypatch, capsys):
     status, out, err = run_shell(monkeypatch, capsys,
                                  stdin=f"{DEEPLY_NESTED};\nSELECT 9 AS after;\n")
     assert status == 1
     assert column_names(out) == ["after"]
-    assert err.startswith("Error: RecursionError") and "Traceback" not in err
+    assert err.startswith("Error: the statement is nested too deeply") and "Traceback" not in err
 
 
 def test_dot_commands_after_a_comment_line(monkeypatch, capsys):

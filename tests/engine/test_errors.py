@@ -43,6 +43,10 @@ import quarrydb
         ("SELECT embed(" + "(" * 1000 + "body" + ")" * 1000 + ") FROM notes",
          quarrydb.ProgrammingError, "nested too deeply"),
         (b"SELECT 1", quarrydb.ProgrammingError, "a statement is a str, not bytes"),
+        ("CREATE VIEW labelled AS SELECT classify(body, ['a', 'b']) FROM notes",
+         quarrydb.NotSupportedError, "a view cannot call a model"),
+        ("DELETE FROM notes WHERE id = 1 RETURNING classify(body, ['a', 'b'])",
+         quarrydb.NotSupportedError, "a model call in RETURNING"),
     ],
 )
 def test_bad_statements_raise_clear_errors(notes, sql, error, message):

@@ -3,6 +3,9 @@ predicate, and parameters as DuckDB binds them."""
 
 from __future__ import annotations
 
+import datetime
+import uuid
+
 import numpy as np
 import pytest
 
@@ -154,3 +157,24 @@ def test_numpy_parameters(notes):
     assert notes.fetchall() == [(2,)]
     notes.execute(sql, [5, probe.tolist()])
     assert notes.fetchall() == [(2,)]
+
+
+@pytest.mark.parametrize("value", [0.5, float("nan"), float("inf"), [1.0, 2.5],
+                                   {"k": 1, "j": [1, 2]}, (1, 2),
+                                   uuid.UUID(int=7), datetime.timedelta(seconds=90)])
+def test_parameter_values_keep_duckdbs_types_beside_a_model_call(notes, value):
+    """Bound into the planner's SQL, a value is written as DuckDB would bind it: 0.5 as a
+    DOUBLE (not a DECIMAL), NaN and infinity, a tuple as a list, a dict as a STRUCT."""
+    plain = notes.execute("SELECT ? AS x, typeof(?) AS t", [value, value]).fetchall()
+    notes.execute(f"SELECT classify(body, {LABELS}) AS c, ? AS x, typeof(?) AS t FROM notes"
+                  " WHERE id = 1", [value, value])
+    [(_, x, kind)] = notes.fetchall()
+    assert kind == plain[0][1]
+    assert (x != x and plain[0][0] != plain[0][0]) or x == plain[0][0]  # NaN is not NaN
+
+
+def test_stage_figures_never_count_negative_cache_hits(notes):
+    notes.execute(f"SELECT id FROM notes WHERE classify(body, {LABELS}) = 'billing'"
+                  " AND classify(body, ['billing', 'praise']) = 'billing'")
+    assert all(stage["cache_hits"] >= 0 for stage in notes.stats["stages"])
+    assert notes.stats["cache_hits"] >= 0
