@@ -211,11 +211,19 @@ class Session:
             raise ProgrammingError(f"malformed SQL: {exc}") from None
         names = self.registry.function_names
         query = index_scan.match(tree, self.vectors, names) if searches else None
-        if query is None and not model_call_nodes(tree, self.registry):
+        has_model_calls = bool(model_call_nodes(tree, self.registry))
+        if query is None and not has_model_calls and not (params and searches):
             return None
-        tree = bind_parameters(tree, params)
-        if params and searches:  # the values may make a probe constant
+        try:
+            tree = bind_parameters(tree, params)
+        except ProgrammingError:
+            if has_model_calls:
+                raise
+            return None  # a value SQL cannot write out: DuckDB binds it, without the index
+        if params and searches:  # the values may make a probe constant: `similarity(v, ?)`
             query = index_scan.match(tree, self.vectors, names)
+            if query is None and not has_model_calls:
+                return None  # DuckDB runs the statement as written, with its parameters
         _refuse_unplannable(tree, self.registry)
         return tree, query
 

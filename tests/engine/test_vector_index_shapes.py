@@ -183,3 +183,19 @@ def test_explain_of_a_query_the_index_does_not_take_is_duckdbs_plan(cur, caplog)
     plan = dict(cur.fetchall())
     assert "index scan" not in plan and "physical_plan" in plan
     assert not [r for r in caplog.records if r.name.startswith("sqlglot")]  # nothing to warn
+
+
+@pytest.mark.parametrize("as_numpy", [False, True])
+def test_a_probe_given_as_a_parameter_is_answered_by_the_index(cur, as_numpy):
+    make_table(cur)
+    vector = np.random.default_rng(1).standard_normal(DIM).astype(np.float32)
+    probe = vector if as_numpy else vector.tolist()
+    sql = "SELECT id FROM items WHERE bucket < ? ORDER BY similarity(v, ?) DESC LIMIT ?"
+    expected = answer(cur, sql, [90, probe, 5])
+    cur.execute("CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'hnsw')")
+    cur.execute(f"EXPLAIN {sql}", [90, probe, 5])
+    assert "iv (hnsw" in dict(cur.fetchall())["index scan"]
+    assert answer(cur, sql, [90, probe, 5]) == expected
+    named = "SELECT id FROM items ORDER BY similarity(v, $probe) DESC LIMIT 3"
+    assert answer(cur, named, {"probe": probe}) == answer(cur, named.replace(
+        "similarity(v, $probe)", "similarity(v, $probe) + 0"), {"probe": probe})
