@@ -158,11 +158,17 @@ class VectorCatalog:
         are dropped with it, as DuckDB drops its own."""
         if not self.all() or self.in_transaction:
             return  # in a transaction: at COMMIT (a ROLLBACK brings the table back)
-        tables = {tuple(part.lower() for part in row) for row in self.con.execute(
-            "SELECT database_name, schema_name, table_name FROM duckdb_tables()").fetchall()}
         for info in list(self.all()):
-            if table_key(info.table, self.database.name) not in tables:
+            if not self._table_exists(info.table):
                 self.drop(info.name, if_exists=True)
+
+    def _table_exists(self, table: str) -> bool:
+        """Whether the name finds a table, as DuckDB resolves it (a temporary table first)."""
+        try:
+            self.con.execute(f"SELECT 1 FROM {table} LIMIT 0").fetchall()
+        except duckdb.CatalogException:
+            return False
+        return True
 
     def index_inputs(self) -> dict[str, str | None]:
         """Each index's input as its table has it now: its type; None where the index could no

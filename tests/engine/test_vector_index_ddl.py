@@ -145,3 +145,15 @@ def test_an_ip_or_l2_index_refuses_vectors_it_cannot_rank(cur, metric):
     with pytest.raises(quarrydb.ProgrammingError, match="NaN or an infinity"):
         cur.execute(f"CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'ivf',"
                     f" metric = '{metric}')")
+
+
+def test_an_index_on_a_temporary_table_lives_as_long_as_the_table(cur):
+    cur.execute("CREATE TEMP TABLE scratch AS SELECT range AS id,"
+                " [range % 7, range % 5]::FLOAT[2] AS v FROM range(100)")
+    cur.execute("CREATE INDEX on_scratch ON scratch USING faiss (v) WITH (kind = 'flat')")
+    assert index_names(cur) == ["on_scratch"]  # a temporary table is found as DuckDB finds it
+    cur.execute("EXPLAIN SELECT id FROM scratch ORDER BY similarity(v, [1, 0]::FLOAT[2]) DESC"
+                " LIMIT 3")
+    assert "on_scratch" in dict(cur.fetchall())["index scan"]
+    cur.execute("DROP TABLE scratch")
+    assert index_names(cur) == []
