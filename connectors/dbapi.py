@@ -172,6 +172,9 @@ class Cursor:
     def fetchmany(self, size: int | None = None) -> list[tuple[Any, ...]]:
         table = self._table()
         size = self.arraysize if size is None else size
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise ProgrammingError(f"fetchmany's size (and arraysize) is a number of rows, not"
+                                   f" {type(size).__name__}")
         chunk = table.slice(self._position, size)
         self._position += chunk.num_rows
         return _rows(chunk)

@@ -47,6 +47,9 @@ ROW_COUNT_KINDS = {"INSERT", "UPDATE", "DELETE"}
 NOTED_WRITE_KINDS = ROW_COUNT_KINDS | {"COPY"}  # writes whose rows an index is kept current for
 READ_KINDS = {"SELECT", "EXPLAIN", "PRAGMA", "SET", "VARIABLE_SET", "TRANSACTION", "UNKNOWN"}
 SEARCH_FUNCTIONS = index_scan.SEARCH_FUNCTIONS  # the orderings an index may answer
+# What RESET sets quarrydb's own settings to.
+SETTING_DEFAULTS = {"device": "auto", "on_media_error": "null", "optimizer": "on",
+                    "model_batch_size": "default"}
 # DuckDB warns that Arrow from a plain statement costs a copy: wanted for a top-k (_run_duckdb).
 warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning,
                         module=__name__)
@@ -488,8 +491,13 @@ class Session:
 
     # --- quarrydb's own commands ---------------------------------------------------------------
 
-    def _apply_setting(self, name: str, value: str) -> bool:
-        """Handle quarrydb's settings; return False for DuckDB's own (DuckDB runs those)."""
+    def _apply_setting(self, name: str, value: str | None) -> bool:
+        """Handle quarrydb's settings (value None: RESET to the default); return False for
+        DuckDB's own (DuckDB runs those)."""
+        if value is None:
+            if name not in SETTING_DEFAULTS:
+                return False
+            value = SETTING_DEFAULTS[name]
         if name == "device":
             try:
                 self.settings.device = validate_device(value)

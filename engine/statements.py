@@ -16,6 +16,8 @@ _SET = re.compile(
     r"^\s*SET\s+(?:SESSION\s+|LOCAL\s+)?(?P<name>[A-Za-z_]+)\s*(?:=|TO)\s*(?P<value>.+?)\s*;?\s*$",
     re.IGNORECASE | re.DOTALL,
 )
+_RESET = re.compile(r"^\s*RESET\s+(?:SESSION\s+|LOCAL\s+)?(?P<name>[A-Za-z_]+)\s*;?\s*$",
+                    re.IGNORECASE)
 _SHOW_MODELS = re.compile(r"^\s*SHOW\s+MODELS\s*;?\s*$", re.IGNORECASE)
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?P<analyze>ANALY[SZ]E\s+)?(?P<body>.*)$",
                       re.IGNORECASE | re.DOTALL)
@@ -78,8 +80,11 @@ def opens_or_ends_transaction(statement: Statement) -> bool | None:
     return _BEGIN.match(statement.text) is not None
 
 
-def setting(text: str) -> tuple[str, str] | None:
-    """(name, value) of a SET statement, comments aside."""
+def setting(text: str) -> tuple[str, str | None] | None:
+    """(name, value) of a SET statement, comments aside; RESET name gives (name, None)."""
+    reset = _RESET.match(_without_comments(text))
+    if reset:
+        return reset.group("name").lower(), None
     match = _SET.match(_without_comments(text))
     if not match:
         return None
