@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 
 from quarrydb.engine.database import in_use_or_unopenable, open_database
 from quarrydb.engine.errors import InterfaceError, ProgrammingError
+from quarrydb.engine.parameters import plain_value
 from quarrydb.engine.session import Params, Result, Session
 
 apilevel = "2.0"
@@ -237,20 +237,15 @@ def _checked_params(params: Any) -> Params:
     if params is None:
         return params
     if isinstance(params, Mapping):
-        return {key: _plain(value) for key, value in params.items()}
+        return {key: plain_value(value) for key, value in params.items()}
     if isinstance(params, Sequence) and not isinstance(params, (str, bytes, bytearray)):
-        return [_plain(value) for value in params]
+        return [plain_value(value) for value in params]
     if getattr(params, "ndim", 0) >= 1 and hasattr(params, "tolist"):
         return list(params.tolist())
     raise ProgrammingError(
         "parameters must be a sequence (list, tuple) or a mapping (dict),"
         f" not {type(params).__name__}: for one value write [value]"
     )
-
-
-def _plain(value: Any) -> Any:
-    """A NumPy scalar as the Python value DuckDB binds (it refuses numpy.int64 and the like)."""
-    return value.item() if isinstance(value, np.generic) else value
 
 
 def _rows(table: pa.Table) -> list[tuple[Any, ...]]:

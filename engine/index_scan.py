@@ -36,6 +36,7 @@ from quarrydb.engine.sqltree import (
     is_constant,
     table_key,
     to_sql,
+    with_clause,
 )
 from quarrydb.engine.vector_catalog import IndexInfo, VectorCatalog
 from quarrydb.engine.vector_index import VectorIndex, in_set
@@ -135,15 +136,14 @@ def match(tree: exp.Expression, catalog: VectorCatalog, names: frozenset[str]
                     and bool(ordered.args.get("desc")) == descending
                     and table_key(info.table, database) == table_key(table, database)
                     and comparable(info.expression) == wanted):
-                with_ = tree.args.get("with") or tree.args.get("with_")
                 return IndexQuery(info, int(value.name), probe, table,
-                                  where.this if where else None, with_)
+                                  where.this if where else None, with_clause(tree))
     return None
 
 
 def _shadowed(tree: exp.Select, table: exp.Table) -> bool:
     """Whether a CTE of the statement has the table's name (then FROM names the CTE)."""
-    with_ = tree.args.get("with") or tree.args.get("with_")
+    with_ = with_clause(tree)
     return with_ is not None and not table.db and any(
         cte.alias_or_name.lower() == table.name.lower() for cte in with_.expressions)
 
@@ -269,15 +269,7 @@ Ranked = tuple[np.ndarray, np.ndarray]
 
 def _search(index: VectorIndex, probe: np.ndarray, k: int, allowed: np.ndarray | None
             ) -> Ranked:
-    return _rows_of(index, *index.search(probe, k, allowed))
-
-
-def _rows_of(index: VectorIndex, scores: np.ndarray, vids: np.ndarray) -> Ranked:
-    """The rows of the index ids found, beside their scores (ids no row maps to left out)."""
-    rows = np.full(len(vids), -1, dtype=np.int64)
-    inside = vids < len(index.rows)
-    rows[inside] = index.rows[vids[inside]]
-    return rows[rows >= 0], scores[rows >= 0]
+    return index.found_rows(*index.search(probe, k, allowed))
 
 
 def _gathered(index: VectorIndex, query: IndexQuery, probe: np.ndarray,
@@ -289,8 +281,8 @@ def _gathered(index: VectorIndex, query: IndexQuery, probe: np.ndarray,
             return None
     elif query.matching > GATHER_MAX_ROWS:
         return None
-    return _rows_of(index, *index.exact_among(probe, query.k,
-                                              index.vids_of_rows(matching_rows)))
+    return index.found_rows(*index.exact_among(probe, query.k,
+                                               index.vids_of_rows(matching_rows)))
 
 
 def _widening(index: VectorIndex, query: IndexQuery, probe: np.ndarray,

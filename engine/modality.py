@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from sqlglot import exp
 
-from quarrydb.engine.sqltree import select_sources
+from quarrydb.engine.sqltree import select_sources, with_clause
 
 MARKERS = {"image": "image", "audio": "audio"}
 MEDIA_COMMENT = "media"
@@ -106,8 +106,8 @@ def _query_behind(source: exp.Expression, scope: exp.Select) -> exp.Expression |
     if isinstance(source, exp.Table) and not source.db:
         ancestor: exp.Expression | None = scope
         while ancestor is not None:
-            with_ = ancestor.args.get("with_") or ancestor.args.get("with")
-            if isinstance(with_, exp.With):
+            with_ = with_clause(ancestor)
+            if with_ is not None:
                 for cte in with_.expressions:
                     if cte.alias == source.name:
                         return cte.this

@@ -54,7 +54,12 @@ def bind_parameters(tree: exp.Expression, params: Params,
 
 def _in_written_order(tree: exp.Expression, holders: list[exp.Placeholder]
                       ) -> list[exp.Placeholder]:
-    """The placeholders in the order the statement prints them (that of its text)."""
+    """The placeholders in the order the statement prints them (that of its text). Only a
+    bare `?` takes its value by position: with a single placeholder, or none bare, the order
+    changes nothing, and printing the statement is skipped (a search with its vector as a
+    parameter)."""
+    if len(holders) < 2 or all(holder.this is not None for holder in holders):
+        return holders
     marks = [exp.column(f"{_MARK}{number}") for number in range(len(holders))]
     for holder, mark in zip(holders, marks):
         holder.replace(mark)
@@ -114,7 +119,7 @@ def _value(holder: exp.Placeholder, identifier: int | str, params: Params
     except (IndexError, KeyError, TypeError):
         raise ProgrammingError(f"no value given for parameter {holder.sql()}") from None
     try:
-        return holder, _literal(_plain(value))
+        return holder, _literal(plain_value(value))
     except ValueError:
         raise ProgrammingError(f"parameter {holder.sql(dialect=DIALECT)} has a value SQL cannot"
                                f" write out: {type(value).__name__}") from None
@@ -124,8 +129,6 @@ def _literal(value: Any) -> exp.Expression:
     """A value written into SQL as DuckDB would bind it: a float stays a DOUBLE (sqlglot writes
     0.5, which DuckDB reads as a DECIMAL, and has no literal for NaN or infinity), a tuple is a
     list, a dict a STRUCT, a UUID and a timedelta keep their types."""
-    if isinstance(value, bool) or value is None:
-        return exp.convert(value)
     if isinstance(value, float):
         return exp.cast(exp.Literal.string(repr(value)), exp.DataType.Type.DOUBLE)
     if isinstance(value, (list, tuple)) and value and all(type(v) is float for v in value):
@@ -156,14 +159,15 @@ def _by_name(params: Mapping[str, Any], name: str) -> Any:
     return params[matches[0]]
 
 
-def _plain(value: Any) -> Any:
-    """numpy arrays and scalars as the Python lists and values sqlglot writes out."""
+def plain_value(value: Any) -> Any:
+    """NumPy arrays and scalars (also inside lists and dicts) as the Python values sqlglot
+    writes out and DuckDB binds (it refuses numpy.int64 and the like)."""
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, (list, tuple)):
-        return type(value)(_plain(v) for v in value)
+        return type(value)(plain_value(v) for v in value)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain_value(v) for k, v in value.items()}
     return value

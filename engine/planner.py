@@ -22,6 +22,7 @@ from quarrydb.engine.sqltree import (
     select_sources,
     to_sql,
     vectors_put_back,
+    with_clause,
 )
 from quarrydb.udfs import Registry
 
@@ -329,8 +330,8 @@ def _with_ctes(query: exp.Select, node: exp.Expression) -> exp.Select:
     withs: list[exp.With] = []
     ancestor = node.parent
     while ancestor is not None:
-        with_ = ancestor.args.get("with") or ancestor.args.get("with_")
-        if isinstance(with_, exp.With):
+        with_ = with_clause(ancestor)
+        if with_ is not None:
             withs.append(with_)
         ancestor = ancestor.parent
     available: dict[str, exp.CTE] = {}

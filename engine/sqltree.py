@@ -83,6 +83,12 @@ def from_clause(select: exp.Select) -> exp.From | None:
     return select.args.get("from_") or select.args.get("from")
 
 
+def with_clause(node: exp.Expression) -> exp.With | None:
+    """The WITH clause (sqlglot has named its key both 'with' and 'with_')."""
+    found = node.args.get("with_") or node.args.get("with")
+    return found if isinstance(found, exp.With) else None
+
+
 def conjuncts(condition: exp.Expression | None) -> list[exp.Expression]:
     """`a AND b AND c` -> [a, b, c]."""
     if condition is None:

@@ -118,11 +118,11 @@ class VectorCatalog:
         try:
             expression = sqlglot.parse_one(statement.expression, dialect=DIALECT)
             rows = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
-            columns = self.con.execute(f"SELECT * FROM {table} LIMIT 0").description
+            hidden = self._hides_row_ids(table)
         except (sqlglot.errors.ParseError, duckdb.Error) as exc:
             raise ProgrammingError(f"cannot index {statement.expression} on {table}: {exc}") \
                 from None
-        if any(column[0].lower() == "rowid" for column in columns):
+        if hidden:
             raise ProgrammingError(
                 f"cannot index {table}: its column named rowid hides DuckDB's row ids, which"
                 " an index maps its vectors to (rename the column)")
@@ -179,13 +179,17 @@ class VectorCatalog:
             try:
                 key = self.con.execute(
                     f"SELECT {info.key_expression} FROM {info.table} LIMIT 0").description[0]
-                columns = self.con.execute(f"SELECT * FROM {info.table} LIMIT 0").description
+                hidden = self._hides_row_ids(info.table)
             except duckdb.Error:
                 found[info.name] = None
                 continue
-            hidden = any(column[0].lower() == "rowid" for column in columns)
             found[info.name] = None if hidden else str(key[1])
         return found
+
+    def _hides_row_ids(self, table: str) -> bool:
+        """Whether the table has a column named rowid: it hides DuckDB's row ids."""
+        columns = self.con.execute(f"SELECT * FROM {table} LIMIT 0").description
+        return any(column[0].lower() == "rowid" for column in columns)
 
     def show(self) -> pa.Table:
         rows = []

@@ -91,8 +91,15 @@ class VectorIndex:
         self._by_row = self._live_rows = None
 
     def row_ids(self, vids: np.ndarray) -> list[int]:
-        found = self.rows[vids[vids < len(self.rows)]]
-        return [int(r) for r in found if r >= 0]
+        return self.found_rows(np.zeros(len(vids)), vids)[0].tolist()
+
+    def found_rows(self, scores: np.ndarray, vids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The rows of the index ids a search found, beside their scores (ids no row maps to
+        left out)."""
+        rows = np.full(len(vids), -1, dtype=np.int64)
+        inside = vids < len(self.rows)
+        rows[inside] = self.rows[vids[inside]]
+        return rows[rows >= 0], scores[rows >= 0]
 
     def vids_of_rows(self, row_ids: np.ndarray) -> np.ndarray:
         """The index ids of these DuckDB rows (rows not in the index are left out)."""
