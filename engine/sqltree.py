@@ -8,8 +8,19 @@ import re
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.dialects.duckdb import DuckDB
 
-DIALECT = "duckdb"
+
+class QuarryDuckDB(DuckDB):
+    """DuckDB as sqlglot reads it, less one token DuckDB does not have: sqlglot reads `?::` as
+    an operator, so `?::INTEGER` (a parameter cast, as DuckDB reads it) failed to parse."""
+
+    class Tokenizer(DuckDB.Tokenizer):
+        KEYWORDS = {text: token for text, token in DuckDB.Tokenizer.KEYWORDS.items()
+                    if text != "?::"}
+
+
+DIALECT = QuarryDuckDB
 
 # Long vector literals ([0.1, 0.2, ... 384 numbers]) are set aside before sqlglot parses a
 # statement — parsing, copying and printing thousands of number nodes costs milliseconds per

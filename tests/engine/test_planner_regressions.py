@@ -159,6 +159,13 @@ def test_numpy_parameters(notes):
     assert notes.fetchall() == [(2,)]
 
 
+
+def test_a_parameter_cast_with_double_colons_beside_a_model_call(notes):
+    """`?::INTEGER` is DuckDB's cast of a parameter; sqlglot read `?::` as one operator."""
+    notes.execute(f"SELECT id, classify(body, {LABELS}) FROM notes WHERE id = ?::INTEGER"
+                  " OR id = $2::BIGINT ORDER BY id", ["1", "2"])
+    assert [row[0] for row in notes.fetchall()] == [1, 2]
+
 @pytest.mark.parametrize("value", [0.5, float("nan"), float("inf"), [1.0, 2.5],
                                    {"k": 1, "j": [1, 2]}, (1, 2),
                                    uuid.UUID(int=7), datetime.timedelta(seconds=90)])
