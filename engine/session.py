@@ -195,6 +195,8 @@ class Session:
                     self._transaction_writes.append(None)
                 elif statement.kind == "DROP":
                     self.vectors.drop_orphans()
+                elif statement.kind == "CREATE":
+                    self.vectors.drop_replaced()
 
     def _engine_tree(self, text: str, params: Params
                      ) -> tuple[exp.Expression, index_scan.IndexQuery | None] | None:
@@ -362,6 +364,7 @@ class Session:
         if None in writes:
             self.database.forget_syncs()
             self.vectors.drop_orphans()  # a DROP TABLE committed (or rolled back: a no-op)
+            self.vectors.drop_replaced()  # ... or a CREATE OR REPLACE TABLE
         for noted in writes:
             if noted is not None:
                 self.vectors.after_write_later(noted)

@@ -73,6 +73,15 @@ SYNC_ATTEMPTS = 3
 RunSql = Callable[[str], pa.Table]
 
 
+class UnrankableRows(ProgrammingError):
+    """Rows an index cannot hold as DuckDB ranks them: a NaN or an infinity under `ip` or
+    `l2`, a vector of another length. CREATE INDEX refuses them; written later, they leave the
+    index out of use (searches run exact: DuckDB's answer, or its error) until they are fixed.
+    `index_unchanged`: raised before the loaded index was changed, which then stays loaded."""
+
+    index_unchanged = False
+
+
 @dataclass
 class IndexInfo:
     name: str
@@ -100,6 +109,7 @@ class VectorCatalog:
             with database.lock:
                 database.orphans_dropped = True
                 self.drop_orphans()
+                self.drop_replaced()  # notes the tables as they are now
 
     # --- DDL -----------------------------------------------------------------------------------
 
@@ -134,6 +144,7 @@ class VectorCatalog:
         except duckdb.Error as exc:  # e.g. a view, or a column the table lacks
             raise ProgrammingError(f"cannot index {statement.expression} on {table}: {exc}") \
                 from None
+        self.drop_replaced()  # notes the new index's table
 
     def drop(self, name: str, if_exists: bool) -> bool:
         """Drop a vector index; False when there is none of that name (DuckDB's turn)."""
@@ -161,6 +172,36 @@ class VectorCatalog:
         for info in list(self.all()):
             if not self._table_exists(info.table):
                 self.drop(info.name, if_exists=True)
+
+    def drop_replaced(self) -> None:
+        """Indexes whose table was replaced (CREATE OR REPLACE TABLE, in any syntax DuckDB
+        takes) are dropped with the table they indexed, as DuckDB drops its own: the new table
+        is another one, perhaps of other vectors. A table is told from its replacement by
+        DuckDB's object id, kept in memory only: DuckDB gives ids anew when a file is opened."""
+        if not self.all() or self.in_transaction:
+            return  # in a transaction: at COMMIT (a ROLLBACK keeps the table)
+        seen, now = self.database.index_table_oids, self._table_oids()
+        for name, oid in now.items():
+            if seen.get(name) is not None and oid is not None and seen[name] != oid:
+                self.drop(name, if_exists=True)
+                now[name] = None
+        self.database.index_table_oids = {n: oid for n, oid in now.items() if oid is not None}
+
+    def _table_oids(self) -> dict[str, int | None]:
+        """Each index's table's object id, as DuckDB resolves its name (a temporary table
+        first); None where no table has the name."""
+        oids = {(d.lower(), s.lower(), t.lower()): oid for d, s, t, oid in self.con.execute(
+            "SELECT database_name, schema_name, table_name, table_oid FROM duckdb_tables()"
+        ).fetchall()}
+        found: dict[str, int | None] = {}
+        for info in self.all():
+            table = exp.to_table(info.table, dialect=DIALECT)
+            key = table_key(table, self.database.name)
+            temporary = ("temp", "main", key[2])
+            if not table.catalog and not table.db and temporary in oids:
+                key = temporary
+            found[info.name] = oids.get(key)
+        return found
 
     def _table_exists(self, table: str) -> bool:
         """Whether the name finds a table, as DuckDB resolves it (a temporary table first)."""
@@ -288,6 +329,12 @@ class VectorCatalog:
         the files it names (and diffed) when next used."""
         try:
             yield
+        except UnrankableRows as exc:
+            if not exc.index_unchanged:
+                self.database.loaded_indexes.pop(name, None)
+                self.database.index_infos = None
+            self.database.forget_syncs(name)
+            raise
         except BaseException:
             self.database.loaded_indexes.pop(name, None)
             self.database.index_infos = None
@@ -393,14 +440,17 @@ class VectorCatalog:
             info = self.info(name)
             if info is None:
                 continue
-            if name in self.database.synced_indexes:
-                with self._dropped_if_failed(name):
-                    self._sync(info, self.database.loaded_indexes[name], noted.start,
-                               noted.touched)
-                self._count_nulls(info)
-                if self._indexable_rows(info) != self.database.loaded_indexes[name].size:
-                    self.database.forget_syncs(name)  # not expected: diff it all
-            self.current(name)  # a full diff, where the index is no longer known current
+            try:
+                if name in self.database.synced_indexes:
+                    with self._dropped_if_failed(name):
+                        self._sync(info, self.database.loaded_indexes[name], noted.start,
+                                   noted.touched)
+                    self._count_nulls(info)
+                    if self._indexable_rows(info) != self.database.loaded_indexes[name].size:
+                        self.database.forget_syncs(name)  # not expected: diff it all
+                self.current(name)  # a full diff, where the index is no longer known current
+            except UnrankableRows:
+                continue  # the write stands, as in DuckDB; searches run exact until fixed
 
     def after_write_later(self, noted: NotedWrite) -> None:
         """Leave the rows a write touched to the next search, which diffs each index on them
@@ -462,12 +512,16 @@ class VectorCatalog:
         if not len(gone) and not fresh.num_rows:
             return
         moved, gone, fresh = _moved_rows(gone, vanished["key_hash"].astype(np.uint64), fresh)
+        try:  # before the index changes: a row it cannot hold leaves it as it was
+            row_ids, hashes, vectors = self._vectors(info, fresh)
+        except UnrankableRows as exc:
+            exc.index_unchanged = True
+            raise
         index.set_rows(moved["vid"], moved["row_id"])
         index.remove(gone)
         if len(index.tombstones) > REBUILD_TOMBSTONE_SHARE * max(index.index.ntotal, 1):
             self._rebuild(info)
             return
-        row_ids, hashes, vectors = self._vectors(info, fresh)
         vids = np.arange(info.next_id, info.next_id + len(row_ids), dtype=np.int64)
         index.add(vectors, vids)
         index.set_rows(vids, row_ids)
@@ -527,16 +581,16 @@ class VectorCatalog:
             lengths = pc.list_value_length(column)
             shortest, longest = pc.min_max(lengths).values()
             if shortest != longest:
-                raise ProgrammingError(
+                raise UnrankableRows(
                     f"cannot index {info.expression}: its vectors have {shortest.as_py()} to"
                     f" {longest.as_py()} numbers; an index needs one length (a fixed-size"
                     " array such as FLOAT[384] guarantees it)")
         if info.dim and dim and dim != info.dim:
-            raise ProgrammingError(f"{info.expression} gives {dim}-d vectors; index {info.name}"
+            raise UnrankableRows(f"{info.expression} gives {dim}-d vectors; index {info.name}"
                                    f" has {info.dim} (DROP INDEX {info.name}, then create it"
                                    " again)")
         if info.options.metric != "cosine" and not np.isfinite(flat).all():
-            raise ProgrammingError(
+            raise UnrankableRows(
                 f"cannot index {info.expression} with metric {info.options.metric}: a vector"
                 " holds a NaN or an infinity, which it cannot rank as DuckDB does (fix the"
                 " row, or use metric cosine, which ranks such a row last)")

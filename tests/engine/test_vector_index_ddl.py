@@ -78,6 +78,27 @@ def test_dropping_a_table_drops_its_indexes(cur):
     assert "index scan" not in dict(cur.fetchall())
 
 
+def test_replacing_a_table_drops_its_indexes(cur):
+    """As DuckDB drops its own: the new table is another one, here of 2-d vectors where the
+    index held 8-d ones (every search failed while the index outlived its table)."""
+    make_table(cur)
+    cur.execute("CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'flat')")
+    cur.execute("CREATE TABLE unrelated (a INTEGER)")
+    cur.execute("CREATE TABLE IF NOT EXISTS items (a INTEGER)")  # no table replaced
+    cur.execute("BEGIN")
+    cur.execute("CREATE OR REPLACE TABLE items AS SELECT 1 AS id, [1, 2]::FLOAT[2] AS v")
+    cur.execute("ROLLBACK")
+    assert index_names(cur) == ["iv"]
+    cur.execute("BEGIN")
+    cur.execute("CREATE OR REPLACE TABLE items AS SELECT 1 AS id, [1, 2]::FLOAT[2] AS v")
+    cur.execute("COMMIT")
+    assert index_names(cur) == []
+    assert cur.execute("SELECT id FROM items ORDER BY similarity(v, [1, 2]::FLOAT[2]) DESC"
+                       " LIMIT 1").fetchall() == [(1,)]
+    cur.execute("CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'flat')")
+    cur.execute("CREATE OR REPLACE TABLE items AS SELECT * FROM items")  # the same rows
+    assert index_names(cur) == []
+
 @pytest.mark.parametrize("alter", ["ALTER TABLE items RENAME TO items2",
                                    "ALTER TABLE items DROP COLUMN v",
                                    "ALTER TABLE items RENAME COLUMN v TO w",
@@ -146,6 +167,45 @@ def test_an_ip_or_l2_index_refuses_vectors_it_cannot_rank(cur, metric):
         cur.execute(f"CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'ivf',"
                     f" metric = '{metric}')")
 
+
+
+def _strategy(cur, search: str) -> str:
+    cur.execute(f"EXPLAIN {search}")
+    return dict(cur.fetchall())["index scan"]
+
+
+@pytest.mark.parametrize(("metric", "order"), [("ip", "list_inner_product(v, {p}){x} DESC"),
+                                               ("l2", "distance(v, {p}){x}")])
+def test_a_row_written_later_that_the_index_cannot_rank(cur, metric, order):
+    """A NaN under ip / l2: the write stands, as in DuckDB, and searches get DuckDB's answer
+    (NaN first in a DESC order) without the index until the row is fixed."""
+    make_table(cur)
+    cur.execute(f"CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'flat',"
+                f" metric = '{metric}')")
+    search = f"SELECT id FROM items ORDER BY {order.format(p=PROBE, x='')} LIMIT 3"
+    exact = f"SELECT id FROM items ORDER BY {order.format(p=PROBE, x=' + 0')} LIMIT 3"
+    cur.execute("INSERT INTO items VALUES (9999, ['nan'::FLOAT, 1, 0, 0, 0, 0, 0, 0]::FLOAT[8])")
+    assert cur.rowcount == 1
+    assert cur.execute(search).fetchall() == cur.execute(exact).fetchall()
+    assert "cannot hold every row" in _strategy(cur, search)
+    cur.execute("UPDATE items SET v = [1, 1, 0, 0, 0, 0, 0, 0]::FLOAT[8] WHERE id = 9999")
+    assert cur.execute(search).fetchall() == cur.execute(exact).fetchall()
+    assert "strategy search" in _strategy(cur, search)
+
+
+def test_a_vector_of_another_length_written_later(cur):
+    cur.execute("CREATE TABLE items AS SELECT range AS id, [range, 1]::FLOAT[] AS v"
+                " FROM range(200)")
+    cur.execute("CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'flat')")
+    search = "SELECT id FROM items WHERE id < {n} ORDER BY similarity(v, [1, 0]) DESC LIMIT 3"
+    cur.execute("INSERT INTO items VALUES (1000, [1, 2, 3])")  # DuckDB takes it
+    with pytest.raises(quarrydb.ProgrammingError, match="list dimensions must be equal"):
+        cur.execute(search.format(n=2000))  # DuckDB's own error, as without an index
+    assert cur.execute(search.format(n=20)).fetchall() == [(19,), (18,), (17,)]
+    cur.execute("DELETE FROM items WHERE id = 1000")
+    unfiltered = "SELECT id FROM items ORDER BY similarity(v, [1, 0]) DESC LIMIT 3"
+    assert cur.execute(unfiltered).fetchall() == [(199,), (198,), (197,)]
+    assert "strategy search" in _strategy(cur, unfiltered)
 
 def test_an_index_on_a_temporary_table_lives_as_long_as_the_table(cur):
     cur.execute("CREATE TEMP TABLE scratch AS SELECT range AS id,"
