@@ -39,8 +39,18 @@ class Connection:
         return cursor
 
     def execute(self, sql: str, params: Params = None) -> Cursor:
-        """A shortcut like DuckDB's and sqlite3's: run on a new cursor and return it."""
-        return self.cursor().execute(sql, params)
+        """A shortcut like DuckDB's: run on the connection's own cursor, and return it. Every
+        `con.execute` shares that cursor's session, as DuckDB's run on the connection itself:
+        its settings, temporary tables and transaction (each new cursor has its own)."""
+        return self._own_cursor().execute(sql, params)
+
+    def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> Cursor:
+        return self._own_cursor().executemany(sql, seq_of_params)
+
+    def _own_cursor(self) -> Cursor:
+        if self._default is None or self._default._session is None:
+            self._default = self.cursor()
+        return self._default
 
     def commit(self) -> None:
         """Statements commit as they run (autocommit, as DuckDB); an explicit BEGIN is committed."""

@@ -26,9 +26,14 @@ from quarrydb.engine.sqltree import (
 )
 from quarrydb.udfs import Registry
 
-KEY = "__qk{}"
-VALUE = "__qv"
-LOOKUP_ALIAS = "__q"  # the stage table, in the subquery that replaces a call
+# Names the engine gives stage tables' columns and their alias in the SQL it writes. They are
+# correlated with the query's own columns: a query column of the same name would be read as
+# the stage's (`WHERE __q.__qk0 = __qk0` is always true), so they are in the engine's own
+# __quarry_ namespace, which a statement with model calls may not use (session.py).
+RESERVED_PREFIX = "__quarry_"
+KEY = RESERVED_PREFIX + "key{}"
+VALUE = RESERVED_PREFIX + "value"
+LOOKUP_ALIAS = RESERVED_PREFIX + "lookup"  # the stage table, in the subquery replacing a call
 WRITES = (exp.Update, exp.Delete)  # writes whose rows a model call may read
 
 
@@ -135,7 +140,7 @@ def _in_predicate(call: ModelCall) -> bool:
 
 
 def _lookup(table: str, keys: list[exp.Expression]) -> exp.Subquery:
-    """(SELECT __q.__qv FROM stage AS __q WHERE __q.__qk0 = <arg0> AND ...)"""
+    """(SELECT l.value FROM stage AS l WHERE l.key0 = <arg0> AND ...), names prefixed."""
     condition = exp.and_(
         *[exp.EQ(this=exp.column(KEY.format(i), LOOKUP_ALIAS), expression=k.copy()) for i, k in
           enumerate(keys)]

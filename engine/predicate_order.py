@@ -63,8 +63,8 @@ def _is_lookup(select: exp.Select) -> bool:
 
 
 def _reads_only_values(column: exp.Column) -> bool:
-    """The call's value itself, or a column of a stage lookup `(SELECT __q.__qv FROM ... AS __q
-    WHERE __q.__qk0 = <constant>)`: no column of the query's own rows."""
+    """The call's value itself, or a column of a stage lookup `(SELECT lookup.value FROM ...
+    AS lookup WHERE lookup.key0 = <constant>)`: no column of the query's own rows."""
     if column.find_ancestor(exp.Select) is None:
         return column.name == VALUE and not column.table
     return column.table == LOOKUP_ALIAS

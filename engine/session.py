@@ -28,7 +28,7 @@ from quarrydb.engine.errors import Error, NotSupportedError, ProgrammingError, f
 from quarrydb.engine.executor import Progress, Settings
 from quarrydb.engine.parameters import Params, bind_parameters
 from quarrydb.engine.pending_diffs import NotedWrite
-from quarrydb.engine.planner import StagePlanner
+from quarrydb.engine.planner import RESERVED_PREFIX, StagePlanner
 from quarrydb.engine.search_sql import KeptSearches, SearchTemplates, literal_vector
 from quarrydb.engine.sqltree import (
     DIALECT,
@@ -571,6 +571,11 @@ def _refuse_unplannable(tree: exp.Expression, registry: Registry) -> None:
             model_call_nodes(tree, registry)):
         raise NotSupportedError("a view cannot call a model: its stages would be gone when the"
                                 " view is read (CREATE TABLE ... AS computes the values once)")
+    reserved = next((i.name for i in tree.find_all(exp.Identifier)
+                     if i.name.lower().startswith(RESERVED_PREFIX)), None)
+    if reserved is not None and model_call_nodes(tree, registry):
+        raise ProgrammingError(f"{reserved!r}: names beginning {RESERVED_PREFIX} are the"
+                               " engine's own, in a statement that calls a model (rename it)")
     returning = tree.args.get("returning")
     if returning is not None and model_call_nodes(returning, registry):
         raise NotSupportedError("a model call in RETURNING is not supported: return the"

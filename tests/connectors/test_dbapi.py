@@ -76,6 +76,27 @@ def test_transactions_commit_and_rollback(con):
     assert con.cursor().execute("SELECT a FROM t").fetchall() == [(2,)]
 
 
+
+def test_connection_execute_keeps_one_session(con):
+    """As DuckDB runs con.execute on the connection itself: a SET, a temporary table and a
+    transaction last from one con.execute to the next (each ran on a new cursor: a ROLLBACK
+    found no transaction, and the row it should have undone stayed)."""
+    con.execute("CREATE TABLE t (a INTEGER)")
+    con.execute("CREATE TEMP TABLE scratch AS SELECT 1 AS x")
+    assert con.execute("SELECT x FROM scratch").fetchall() == [(1,)]
+    con.execute("SET model_batch_size = 2")
+    con.execute("SELECT classify('note ' || i, ['billing', 'bug']) FROM range(5) r(i)")
+    assert con.execute("SELECT 1").stats == {}  # no model work
+    cursor = con.execute("SELECT classify('memo ' || i, ['billing', 'bug']) FROM range(5) r(i)")
+    assert cursor.stats["stages"][0]["batches"] == [2, 2, 1]
+    assert con.execute("SELECT 1") is cursor
+    con.execute("BEGIN")
+    con.execute("INSERT INTO t VALUES (1)")
+    con.execute("ROLLBACK")
+    assert con.execute("SELECT count(*) FROM t").fetchall() == [(0,)]
+    con.executemany("INSERT INTO t VALUES (?)", [[1], [2]])
+    assert con.execute("SELECT sum(a) FROM t").fetchall() == [(3,)]
+
 def test_show_models_lists_the_packaged_text_model(cur):
     cur.execute("SHOW MODELS")
     models = {row[0]: row for row in cur.fetchall()}

@@ -180,6 +180,24 @@ def test_parameter_values_keep_duckdbs_types_beside_a_model_call(notes, value):
     assert (x != x and plain[0][0] != plain[0][0]) or x == plain[0][0]  # NaN is not NaN
 
 
+
+def test_columns_named_like_the_engines_own_are_read_as_the_querys(cur):
+    """The stage lookup is correlated with the query's columns: a column named as the
+    lookup's key (__qk0 then) was read as the stage's, and every row got the first's value."""
+    cur.execute("CREATE TABLE a AS SELECT * FROM (VALUES (1, 'refund my invoice'), (2, NULL),"
+                " (3, 'the app crashes')) t(id, __qk0)")
+    cur.execute("CREATE TABLE b AS SELECT id, __qk0 AS __qv, __qk0 AS __q FROM a")
+    expected = [(1, "billing"), (2, None), (3, "bug report")]
+    assert cur.execute(f"SELECT id, classify(__qk0, {LABELS}) FROM a ORDER BY id").fetchall() \
+        == expected
+    assert cur.execute(f"SELECT id, classify(__qv, {LABELS}) FROM b ORDER BY id").fetchall() \
+        == expected
+    assert cur.execute(f"SELECT id, classify(__q, {LABELS}) FROM b ORDER BY id").fetchall() \
+        == expected
+    with pytest.raises(quarrydb.ProgrammingError, match="names beginning __quarry_"):
+        cur.execute(f"SELECT classify(__quarry_value, {LABELS}) FROM"
+                    " (SELECT 'refund' AS __quarry_value)")
+
 def test_stage_figures_never_count_negative_cache_hits(notes):
     notes.execute(f"SELECT id FROM notes WHERE classify(body, {LABELS}) = 'billing'"
                   " AND classify(body, ['billing', 'praise']) = 'billing'")
