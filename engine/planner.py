@@ -9,16 +9,17 @@ query shape DuckDB supports keeps working around it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlglot import exp
 
 from quarrydb.engine.binder import MARKER_META, ModelCall
-from quarrydb.engine.errors import InternalError
+from quarrydb.engine.errors import InternalError, NotSupportedError
 from quarrydb.engine.sqltree import (
     DIALECT,
     conjuncts,
     from_clause,
+    is_constant,
     select_sources,
     to_sql,
     vectors_put_back,
@@ -46,6 +47,9 @@ class Stage:
     call: ModelCall  # a representative: all occurrences share function, model, options
     input_sql: str
     occurrences: int = 1
+    # Lookups where DuckDB allows no subquery (a lambda, ON CONFLICT DO UPDATE): their call's
+    # input is a constant, so once the stage has run each becomes its one value (put_value).
+    inlined: list[exp.Expression] = field(default_factory=list)
 
 
 @dataclass
@@ -89,6 +93,7 @@ class StagePlanner:
         self.registry = registry
         self.prefix = prefix
         self.optimize = optimize
+        refuse_unplannable(calls)
         name_result_columns(tree, calls)
         self.pending: dict[str, list[ModelCall]] = {}
         for index, call in enumerate(calls):
@@ -117,9 +122,21 @@ class StagePlanner:
         table = f"{self.prefix}{len(self.stages) + 1}"
         stage = Stage(len(self.stages) + 1, table, group[0], candidate.input_sql, len(group))
         for call in group:
-            call.node.replace(_lookup(table, call.keys))
+            lookup = _lookup(table, call.keys)
+            if _subquery_free_context(call.node) is not None:
+                stage.inlined.append(lookup)
+            call.node.replace(lookup)
         self.stages.append(stage)
         return stage
+
+    def put_value(self, stage: Stage, value: str | None) -> None:
+        """Replace the stage's lookups that DuckDB cannot run as subqueries by its one value
+        (`value` as DuckDB prints it; None for NULL), cast to the call's type."""
+        target = exp.DataType.build(stage.call.binding.output_type, dialect=DIALECT)
+        literal = exp.null() if value is None else exp.Literal.string(value)
+        for lookup in stage.inlined:
+            lookup.replace(exp.Cast(this=literal.copy(), to=target.copy()))
+        stage.inlined = []
 
     def ready_or_waiting(self) -> list[Candidate]:
         """Every pending group, ready or not (its inputs may still need other stages)."""
@@ -139,8 +156,13 @@ def _in_predicate(call: ModelCall) -> bool:
     return call.node.find_ancestor(exp.Where, exp.Having, exp.Join) is not None
 
 
-def _lookup(table: str, keys: list[exp.Expression]) -> exp.Subquery:
-    """(SELECT l.value FROM stage AS l WHERE l.key0 = <arg0> AND ...), names prefixed."""
+def _lookup(table: str, keys: list[exp.Expression]) -> exp.Expression:
+    """(SELECT l.value FROM stage AS l WHERE l.key0 = <arg0> AND ...), names prefixed.
+
+    DuckDB allows no window function in a subquery's WHERE: arguments holding one read the
+    stage as a map instead (_map_lookup), the window computed first, as written."""
+    if any(k.find(exp.Window) for k in keys):
+        return _map_lookup(table, keys)
     condition = exp.and_(
         *[exp.EQ(this=exp.column(KEY.format(i), LOOKUP_ALIAS), expression=k.copy()) for i, k in
           enumerate(keys)]
@@ -148,6 +170,107 @@ def _lookup(table: str, keys: list[exp.Expression]) -> exp.Subquery:
     query = exp.select(exp.column(VALUE, LOOKUP_ALIAS)).from_(
         exp.to_table(table).as_(LOOKUP_ALIAS))
     return query.where(condition).subquery()
+
+
+def _map_lookup(table: str, keys: list[exp.Expression]) -> exp.Expression:
+    """map_extract_value((SELECT map(list(key), list(value)) FROM (SELECT DISTINCT ...)), <arg>).
+
+    The subquery reads no column of the query (DuckDB computes it once); the arguments are an
+    ordinary function argument, where a window may be. Several arguments key by a row value;
+    NULL keys are left out (a map has none; a NULL input's result is NULL)."""
+    columns = [exp.column(KEY.format(i)) for i in range(len(keys))]
+    rows = exp.select(*columns, exp.column(VALUE)).distinct().from_(
+        exp.to_table(table).as_(LOOKUP_ALIAS)).where(
+        exp.and_(*[exp.Not(this=exp.Is(this=c.copy(), expression=exp.null())) for c in columns]))
+    key_of = (lambda items: items[0]) if len(keys) == 1 else (
+        lambda items: exp.Tuple(expressions=items))
+    entries = exp.Anonymous(this="map", expressions=[
+        exp.Anonymous(this="list", expressions=[key_of([c.copy() for c in columns])]),
+        exp.Anonymous(this="list", expressions=[exp.column(VALUE)])])
+    mapped = exp.select(entries).from_(rows.subquery(RESERVED_PREFIX + "entries")).subquery()
+    return exp.Anonymous(this="map_extract_value",
+                         expressions=[mapped, key_of([k.copy() for k in keys])])
+
+
+# --- shapes no stage can serve -----------------------------------------------------------------
+
+
+def refuse_unplannable(calls: list[ModelCall]) -> None:
+    """Refuse, before anything runs, the model calls no stage can serve, saying what to write.
+
+    A recursive CTE's call reading the recursion's rows would need its own output as input; a
+    call in a lambda or ON CONFLICT DO UPDATE is served only by a literal (DuckDB allows no
+    subquery there), so only a constant input can be."""
+    for call in calls:
+        recursive = _recursive_cte_read(call)
+        if recursive is not None:
+            raise NotSupportedError(
+                f"a model call in the recursive part of WITH RECURSIVE {recursive} is not"
+                f" supported ({written_sql(call.node)} reads the rows the recursion makes): run the"
+                " recursion without model calls, then call the model on its rows")
+        context = _subquery_free_context(call.node)
+        if context is None or all(_is_constant_key(k) for k in call.keys):
+            continue
+        if isinstance(context, exp.OnConflict):
+            raise NotSupportedError(
+                f"a model call in ON CONFLICT ... DO UPDATE that reads a column is not supported"
+                f" ({written_sql(call.node)}): compute it in the inserted rows, e.g. INSERT INTO t"
+                " SELECT id, body, classify(body, L) FROM ... ON CONFLICT (id) DO UPDATE"
+                " SET k = excluded.k")
+        raise NotSupportedError(
+            f"a model call inside a lambda or list comprehension that reads the lambda's"
+            f" variable or a column is not supported ({written_sql(call.node)}): unnest the"
+            " list and call the model on its elements, e.g. SELECT list(classify(x, L)) FROM"
+            " (SELECT unnest(items) AS x), or compute the call in a subquery first")
+
+
+def _subquery_free_context(node: exp.Expression) -> exp.Expression | None:
+    """The lambda, list comprehension body or ON CONFLICT clause around a node: DuckDB binds no
+    subquery there, so a call in it cannot be replaced by a lookup."""
+    child, parent = node, node.parent
+    while parent is not None:
+        if isinstance(parent, (exp.Lambda, exp.OnConflict)):
+            return parent
+        if isinstance(parent, exp.Comprehension) and child.arg_key in ("this", "condition"):
+            return parent
+        child, parent = parent, parent.parent
+    return None
+
+
+def _is_constant_key(key: exp.Expression) -> bool:
+    """No row value: no column, subquery or parameter, nor a bare name (a lambda's variable)."""
+    return is_constant(key) and key.find(exp.Identifier) is None
+
+
+def _recursive_cte_read(call: ModelCall) -> str | None:
+    """The name of a recursive CTE holding the call whose rows the call's scope reads."""
+    scope = call.node.find_ancestor(exp.Select)
+    for cte in _ancestors(call.node, exp.CTE):
+        with_ = cte.parent
+        if not (isinstance(with_, exp.With) and with_.args.get("recursive")) or scope is None:
+            continue
+        if not any(a is cte for a in _ancestors(scope, exp.CTE)):
+            continue
+        defined = {c.alias: c for c in with_.expressions}
+        read: set[str] = set()
+        frontier: list[exp.Expression] = [scope]
+        while frontier:
+            for table in frontier.pop().find_all(exp.Table):
+                if table.name in defined and table.name not in read and not table.db:
+                    read.add(table.name)
+                    frontier.append(defined[table.name].this)
+        if cte.alias in read:
+            return cte.alias
+    return None
+
+
+def _ancestors(node: exp.Expression, kind: type[exp.Expression]) -> list[exp.Expression]:
+    found, parent = [], node.parent
+    while parent is not None:
+        if isinstance(parent, kind):
+            found.append(parent)
+        parent = parent.parent
+    return found
 
 
 # --- result column names ----------------------------------------------------------------------
@@ -260,8 +383,13 @@ def _add_select_sources(
         return
     joins = list(scope.args.get("joins") or [])
     tables = _sources(scope)
-    predicates = _local_predicates(scope) if optimize else []
-    used = _sources_used(keys, tables) if optimize else None
+    # An aggregate or a window over other rows than the query's gives other values: the
+    # WHERE is part of such arguments, even for the baseline.
+    exact = any(k.find(exp.AggFunc, exp.Window) for k in keys)
+    predicates = _local_predicates(scope) if optimize or exact else []
+    if not exact:  # a conjunct left out only lets more values in
+        predicates = _without_aliases(predicates, scope, _model_aliases(scope))
+    used = _sources_used(keys, tables) if optimize and not exact else None
     if used is not None and len(used) < len(tables):
         # The call reads only some of the joined sources: read those alone (n + m, not n x m).
         for i, table in enumerate(used):
@@ -280,10 +408,40 @@ def _add_select_sources(
                 join.set("on", exp.true())
             query.append("joins", join)
     _add_safe_predicates(query, predicates)
-    if any(k.find(exp.AggFunc) for k in keys):
-        for name in ("group", "having"):
-            if scope.args.get(name) is not None and not _contains_call_name(scope.args[name]):
-                query.set(name, scope.args[name].copy())
+    if exact:
+        group = scope.args.get("group")
+        if group is not None and not _contains_call_name(group):
+            query.set("group", group.copy())
+        having = scope.args.get("having")
+        aliases = {e.alias for e in scope.expressions if isinstance(e, exp.Alias)}
+        kept = _without_aliases(conjuncts(having.this if having else None), scope, aliases)
+        kept = [p.copy() for p in kept if not _contains_call_name(p)]
+        if kept:
+            query.having(exp.and_(*kept), copy=False)
+
+
+def _model_aliases(scope: exp.Select) -> set[str]:
+    """Select-list aliases of expressions holding a model call, pending or looked up."""
+    return {e.alias for e in scope.expressions if isinstance(e, exp.Alias) and (
+        _contains_call_name(e.this) or any(is_lookup(s) for s in e.this.find_all(exp.Select)))}
+
+
+def _without_aliases(predicates: list[exp.Expression], scope: exp.Select, aliases: set[str]
+                     ) -> list[exp.Expression]:
+    """The conjuncts that name none of `aliases`: DuckDB resolves a select-list alias in WHERE
+    and HAVING, but the input query has no select list to resolve it in. Leaving a HAVING
+    conjunct out keeps more groups, each with the same aggregates: the answer is unchanged."""
+    def names_alias(predicate: exp.Expression) -> bool:
+        return any(not c.table and c.name in aliases and c.find_ancestor(exp.Select) is scope
+                   for c in predicate.find_all(exp.Column))
+
+    return [p for p in predicates if not names_alias(p)] if aliases else predicates
+
+
+def is_lookup(select: exp.Select) -> bool:
+    """A call already replaced by its stage's values (see _lookup)."""
+    source = from_clause(select)
+    return source is not None and source.this.alias == LOOKUP_ALIAS
 
 
 def _add_safe_predicates(query: exp.Select, predicates: list[exp.Expression]) -> None:

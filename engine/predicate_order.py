@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
-from quarrydb.engine.planner import LOOKUP_ALIAS, VALUE, Candidate
-from quarrydb.engine.sqltree import from_clause, to_sql
+from quarrydb.engine.planner import LOOKUP_ALIAS, VALUE, Candidate, is_lookup
+from quarrydb.engine.sqltree import to_sql
 
 SAMPLE_SIZE = 16
 UNKNOWN_SELECTIVITY = 0.5
@@ -49,17 +49,11 @@ def selectivity_sql(candidate: Candidate, table: str, function_names: frozenset[
     node.replace(exp.column(VALUE))
     if any(str(n.this).lower() in function_names for n in probe.find_all(exp.Anonymous)):
         return None  # another model call, not computed yet
-    if not all(_is_lookup(s) for s in probe.find_all(exp.Select)):
+    if not all(is_lookup(s) for s in probe.find_all(exp.Select)):
         return None  # a subquery of the statement's own: it may read what the probe cannot
     if not all(_reads_only_values(c) for c in probe.find_all(exp.Column)):
         return None
     return f"SELECT avg(CASE WHEN {to_sql(probe)} THEN 1.0 ELSE 0.0 END) FROM {table}"
-
-
-def _is_lookup(select: exp.Select) -> bool:
-    """A call already replaced by its stage's values (see planner._lookup)."""
-    source = from_clause(select)
-    return source is not None and source.this.alias == LOOKUP_ALIAS
 
 
 def _reads_only_values(column: exp.Column) -> bool:

@@ -62,6 +62,7 @@ class StatementRun:
                 raise from_duckdb(exc) from None
             output = values.to_arrow(stage.call.binding.output_type, [])
             self._register(stage.table, keys.append_column(VALUE, output))
+            self.planner.put_value(stage, None)
 
     def close(self) -> None:
         for name in self.registered:
@@ -88,6 +89,8 @@ class StatementRun:
         else:
             table = self._run_until(work, stage, inputs, limit)
         self._register(stage.table, table)
+        if stage.inlined:
+            self.planner.put_value(stage, self._one_value(stage.table))
         stats = work.stats
         if sample_stats is not None:  # the sample's model calls were real: count them here
             stats.model_inputs += sample_stats.model_inputs
@@ -184,6 +187,14 @@ class StatementRun:
             return None
         value = self._value_of(sql)
         return None if value is None else round(float(value), 4)
+
+    def _one_value(self, table: str) -> str | None:
+        """A constant call's stage's value as DuckDB prints it (None: NULL, or no row)."""
+        try:
+            rows = self.con.sql(f"SELECT CAST({VALUE} AS VARCHAR) FROM {table} LIMIT 1").fetchall()
+        except duckdb.Error as exc:
+            raise from_duckdb(exc) from None
+        return rows[0][0] if rows else None
 
     def _value_of(self, sql: str) -> Any:
         """The one value a query of the engine's own answers, DuckDB's errors as quarrydb's."""
