@@ -8,15 +8,32 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+from duckdb.sqltypes import DuckDBPyType
 
 from quarrydb.engine.database import in_use_or_unopenable, open_database
-from quarrydb.engine.errors import InterfaceError, ProgrammingError
+from quarrydb.engine.errors import InterfaceError, ProgrammingError, from_duckdb
 from quarrydb.engine.parameters import plain_value
-from quarrydb.engine.session import Params, Result, Session
+from quarrydb.engine.session import Params, Result, Session, type_ids
 
 apilevel = "2.0"
 threadsafety = 1  # share the module, not connections
 paramstyle = "qmark"
+
+# DuckDB type ids whose values pyarrow's to_pylist of DuckDB's Arrow gives as DuckDB's own
+# fetch does. Not: TIME (DuckDB gives 24:00:00 as a str), MAP (a dict), INTERVAL (a
+# timedelta), HUGEINT (an int), UUID (a uuid.UUID), ARRAY (a tuple), TIMESTAMP_NS (a
+# datetime), TIMETZ, BIT, BIGNUM, ...: DuckDB converts those (see _duckdb_rows). A DATE or
+# TIMESTAMP out of Python's range makes pyarrow raise; DuckDB converts it too.
+PYARROW_EXACT = frozenset({
+    "boolean", "tinyint", "smallint", "integer", "bigint", "utinyint", "usmallint", "uinteger",
+    "ubigint", "float", "double", "decimal", "varchar", "blob", "null", "enum", "date",
+    "timestamp", "timestamp_s", "timestamp_ms", "timestamp with time zone", "list", "struct",
+    "union",
+})
+# Rows: DuckDB converts a fetch of this many, in half pyarrow's time (but ARRAYs: see between).
+DUCKDB_CONVERTS_FROM = 10_000
+# Rows DuckDB converts at once for a smaller fetch: each conversion costs about 0.5 ms.
+DUCKDB_BLOCK = 2048
 
 
 class Connection:
@@ -109,6 +126,7 @@ class Cursor:
         self.connection = connection
         self._session: Session | None = connection._new_session()
         self._result: Result | None = None
+        self._rows: _PythonRows | None = None  # the last result's, as DuckDB's fetch gives
         self._position = 0
 
     # --- running -------------------------------------------------------------------------------
@@ -116,8 +134,10 @@ class Cursor:
     def execute(self, sql: str, params: Params = None) -> Cursor:
         session = self._live_session()
         params = _checked_params(params)
-        self._result = None
+        self._result = self._rows = None
         self._result = session.execute(sql, params)
+        if self._result.table is not None:
+            self._rows = _PythonRows(self._result, session.con)
         self._position = 0
         return self
 
@@ -157,10 +177,12 @@ class Cursor:
 
     @property
     def description(self) -> list[tuple[Any, ...]] | None:
-        table = self._result.table if self._result else None
-        if table is None:
+        """As DuckDB's: each column's name and DuckDB type, then five Nones."""
+        if self._rows is None:
             return None
-        return [(f.name, str(f.type), None, None, None, None, f.nullable) for f in table.schema]
+        names = self._rows.table.column_names
+        return [(name, type_, None, None, None, None, None)
+                for name, type_ in zip(names, self._rows.types)]
 
     @property
     def rowcount(self) -> int:
@@ -185,15 +207,10 @@ class Cursor:
         if not isinstance(size, int) or isinstance(size, bool):
             raise ProgrammingError(f"fetchmany's size (and arraysize) is a number of rows, not"
                                    f" {type(size).__name__}")
-        chunk = table.slice(self._position, size)
-        self._position += chunk.num_rows
-        return _rows(chunk)
+        return self._next_rows(min(table.num_rows, self._position + max(size, 0)))
 
     def fetchall(self) -> list[tuple[Any, ...]]:
-        table = self._table()
-        rest = table.slice(self._position)
-        self._position = table.num_rows
-        return _rows(rest)
+        return self._next_rows(self._table().num_rows)
 
     def fetch_arrow_table(self) -> pa.Table:
         table = self._table()
@@ -213,7 +230,7 @@ class Cursor:
         if self._session is not None:
             self._session.close()
             self._session = None
-        self._result = None
+        self._result = self._rows = None
 
     def setinputsizes(self, sizes: Any) -> None:  # PEP 249: may do nothing
         pass
@@ -239,6 +256,93 @@ class Cursor:
             raise ProgrammingError("no result to fetch: the last statement returned no rows")
         return self._result.table
 
+    def _next_rows(self, stop: int) -> list[tuple[Any, ...]]:
+        assert self._rows is not None  # as there is a table (see _table)
+        rows = self._rows.between(self._position, stop) if stop > self._position else []
+        self._position = max(stop, self._position)
+        return rows
+
+
+class _PythonRows:
+    """A result's rows as Python values: those DuckDB's own fetch gives for its types. A few
+    rows (an index search's) come from pyarrow, where it gives the same values: DuckDB's
+    conversion costs about 0.5 ms however few the rows. Others come from DuckDB."""
+
+    def __init__(self, result: Result, con: duckdb.DuckDBPyConnection) -> None:
+        assert result.table is not None
+        self.table: pa.Table = result.table
+        self._exact = result.exact
+        self._types = result.types
+        self._con = con
+        self._how: list[str | None] | None = None  # see _by_pyarrow
+        self._kept: tuple[int, list[tuple[Any, ...]]] = (0, [])  # DuckDB's rows from a start
+
+    @property
+    def types(self) -> list[DuckDBPyType]:
+        if self._types is None:  # a table the engine made: DuckDB's types of its Arrow
+            self._types = self._con.from_arrow(self.table.schema.empty_table()).types
+        return self._types
+
+    def between(self, start: int, stop: int) -> list[tuple[Any, ...]]:
+        if self._how is None:
+            self._how = [_by_pyarrow(t) for t in self.types]
+        # Many rows: DuckDB's conversion is the faster, but for ARRAYs (tuples).
+        if None not in self._how and (stop - start < DUCKDB_CONVERTS_FROM
+                                      or "tuples" in self._how):
+            try:
+                return _pyarrow_rows(self.table.slice(start, stop - start), self._how)
+            except (ValueError, OverflowError):  # a date out of Python's range
+                pass
+        return self._duckdb_rows(start, stop)
+
+    def _duckdb_rows(self, start: int, stop: int) -> list[tuple[Any, ...]]:
+        """Rows DuckDB converts: a small fetch gets a block of them, kept for the next."""
+        kept_start, kept = self._kept
+        if kept_start <= start and stop <= kept_start + len(kept):
+            return kept[start - kept_start:stop - kept_start]
+        count = stop - start
+        source = self._exact if self._exact is not None else self.table
+        rows = _duckdb_rows(self._con, source.slice(start, max(count, DUCKDB_BLOCK)),
+                            self.types)
+        if len(rows) > count:
+            self._kept = (start, rows)
+            return rows[:count]
+        return rows
+
+
+def _by_pyarrow(type_: DuckDBPyType) -> str | None:
+    """How pyarrow converts a column of this type as DuckDB does: "as is", "tuples" (an
+    ARRAY, which DuckDB gives as tuples), or None: only DuckDB does."""
+    if type_ids(type_) <= PYARROW_EXACT:
+        return "as is"
+    if type_.id == "array" and type_ids(type_.children[0][1]) <= PYARROW_EXACT:
+        return "tuples"
+    return None
+
+
+def _pyarrow_rows(table: pa.Table, how: list[str | None]) -> list[tuple[Any, ...]]:
+    columns = [column.to_pylist() for column in table.columns]
+    for i, way in enumerate(how):
+        if way == "tuples":  # written here: a few vectors cost pyarrow microseconds
+            columns[i] = [None if v is None else tuple(v) for v in columns[i]]
+    return list(zip(*columns)) if columns else [() for _ in range(table.num_rows)]
+
+
+def _duckdb_rows(con: duckdb.DuckDBPyConnection, table: pa.Table, types: list[DuckDBPyType]
+                 ) -> list[tuple[Any, ...]]:
+    """DuckDB's own Python rows of Arrow it gave: it reads the Arrow back and casts each
+    column to the type the statement gave where the Arrow has another (a HUGEINT's
+    decimal128, a UUID's string). Columns are renamed: their names may repeat."""
+    names = [f"c{i}" for i in range(table.num_columns)]
+    try:
+        relation = con.from_arrow(table.rename_columns(names))
+        columns = [duckdb.ColumnExpression(name) if read == wanted
+                   else duckdb.ColumnExpression(name).cast(wanted)
+                   for name, read, wanted in zip(names, relation.types, types)]
+        return relation.select(*columns).fetchall()
+    except duckdb.Error as exc:
+        raise from_duckdb(exc) from None
+
 
 def _checked_params(params: Any) -> Params:
     """Parameters as PEP 249 has them: None, a sequence or a mapping. A NumPy array (or a
@@ -256,11 +360,6 @@ def _checked_params(params: Any) -> Params:
         "parameters must be a sequence (list, tuple) or a mapping (dict),"
         f" not {type(params).__name__}: for one value write [value]"
     )
-
-
-def _rows(table: pa.Table) -> list[tuple[Any, ...]]:
-    columns = [column.to_pylist() for column in table.columns]
-    return list(zip(*columns)) if columns else [() for _ in range(table.num_rows)]
 
 
 def connect(path: str | Path = ":memory:") -> Connection:

@@ -9,6 +9,7 @@ query shape DuckDB supports keeps working around it.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from sqlglot import exp
@@ -27,14 +28,15 @@ from quarrydb.engine.sqltree import (
 )
 from quarrydb.udfs import Registry
 
-# Names the engine gives stage tables' columns and their alias in the SQL it writes. They are
+# Names the engine gives stage tables' columns and their aliases in the SQL it writes. They are
 # correlated with the query's own columns: a query column of the same name would be read as
-# the stage's (`WHERE __q.__qk0 = __qk0` is always true), so they are in the engine's own
-# __quarry_ namespace, which a statement with model calls may not use (session.py).
-RESERVED_PREFIX = "__quarry_"
-KEY = RESERVED_PREFIX + "key{}"
-VALUE = RESERVED_PREFIX + "value"
-LOOKUP_ALIAS = RESERVED_PREFIX + "lookup"  # the stage table, in the subquery replacing a call
+# the stage's (`WHERE __q.__qk0 = __qk0` was always true), so they are in the engine's own
+# __quarry_ namespace, and a statement with model calls may not use them (is_reserved).
+KEY = "__quarry_key{}"
+VALUE = "__quarry_value"
+LOOKUP_ALIAS = "__quarry_lookup"  # the stage table, in the subquery replacing a call
+ENTRIES_ALIAS = "__quarry_entries"  # its rows, where a call reads them as a map
+_RESERVED = re.compile(r"^__quarry_(key\d+|value|lookup|entries)$", re.IGNORECASE)
 WRITES = (exp.Update, exp.Delete)  # writes whose rows a model call may read
 
 
@@ -187,10 +189,15 @@ def _map_lookup(table: str, keys: list[exp.Expression]) -> exp.Expression:
     entries = exp.Anonymous(this="map", expressions=[
         exp.Anonymous(this="list", expressions=[key_of([c.copy() for c in columns])]),
         exp.Anonymous(this="list", expressions=[exp.column(VALUE)])])
-    mapped = exp.select(entries).from_(rows.subquery(RESERVED_PREFIX + "entries")).subquery()
+    mapped = exp.select(entries).from_(rows.subquery(ENTRIES_ALIAS)).subquery()
     return exp.Anonymous(this="map_extract_value",
                          expressions=[mapped, key_of([k.copy() for k in keys])])
 
+
+
+def is_reserved(name: str) -> bool:
+    """Whether a name is one the engine gives the columns and aliases of its stage lookups."""
+    return _RESERVED.match(name) is not None
 
 # --- shapes no stage can serve -----------------------------------------------------------------
 

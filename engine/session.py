@@ -10,6 +10,7 @@ import contextlib
 import functools
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 import sqlglot
+from duckdb.sqltypes import DuckDBPyType
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
@@ -28,7 +30,7 @@ from quarrydb.engine.errors import Error, NotSupportedError, ProgrammingError, f
 from quarrydb.engine.executor import Progress, Settings
 from quarrydb.engine.parameters import Params, bind_parameters
 from quarrydb.engine.pending_diffs import NotedWrite
-from quarrydb.engine.planner import RESERVED_PREFIX, StagePlanner
+from quarrydb.engine.planner import StagePlanner, is_reserved
 from quarrydb.engine.search_sql import KeptSearches, SearchTemplates, literal_vector
 from quarrydb.engine.sqltree import (
     DIALECT,
@@ -66,6 +68,13 @@ class Result:
     rowcount: int = -1
     stats: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # DuckDB's types of the columns, as its description gives them: the DB-API converts rows
+    # by them. None: a table the engine made (SHOW MODELS, ...), typed from its Arrow.
+    types: list[DuckDBPyType] | None = None
+    # The rows in DuckDB's lossless Arrow, where `table` (its default Arrow) loses values: a
+    # TIMETZ's offset, a BIT, a UHUGEINT above 2**127 (see ARROW_LOSES). Python rows come
+    # from it; `table` stays what DuckDB's own Arrow is.
+    exact: pa.Table | None = None
 
 
 class Session:
@@ -407,14 +416,27 @@ class Session:
         """DuckDB's answer as Arrow. `top_k`: a LIMIT k search, a few rows, fetched the
         cheapest way there is (see _top_k_arrow); `ranked`: its candidate rows, in the order
         the answer takes (see index_scan.in_candidate_order)."""
+        exact = None
         try:
             if top_k:
-                table = _top_k_arrow(self.con, text)
+                table, types = _top_k_arrow(self.con, text)
+                if kind in READ_KINDS and arrow_loses(types):  # rare: read it again, lossless
+                    exact = _lossless_arrow(self.con, lambda: _top_k_arrow(self.con, text)[0])
+                    table = _plain_arrow(self.con, exact)
                 if ranked is not None:
-                    table = index_scan.in_candidate_order(table, ranked)
+                    table, types = index_scan.in_candidate_order(table, ranked), types[:-1]
+                    if exact is not None:
+                        exact = index_scan.in_candidate_order(exact, ranked)
             else:
                 relation = self.con.sql(text, params=params if params else None)
-                table = relation.to_arrow_table() if relation is not None else None
+                if relation is None:
+                    return Result(None)
+                types = relation.types
+                if arrow_loses(types):
+                    exact = _lossless_arrow(self.con, relation.to_arrow_table)
+                    table = _plain_arrow(self.con, exact)
+                else:
+                    table = relation.to_arrow_table()
         except duckdb.Error as exc:
             raise from_duckdb(exc) from None
         if table is None or table.num_columns == 0 or kind in NO_ROW_KINDS:
@@ -422,7 +444,7 @@ class Session:
         rowcount = table.num_rows
         if kind in ROW_COUNT_KINDS and _is_count(table) and not statements.returns_rows(text):
             rowcount = int(table.column(0)[0].as_py())  # DuckDB's count of the rows written
-        return Result(table, rowcount)
+        return Result(table, rowcount, types=types, exact=exact)
 
     # --- statements with model calls -----------------------------------------------------------
 
@@ -571,11 +593,11 @@ def _refuse_unplannable(tree: exp.Expression, registry: Registry) -> None:
             model_call_nodes(tree, registry)):
         raise NotSupportedError("a view cannot call a model: its stages would be gone when the"
                                 " view is read (CREATE TABLE ... AS computes the values once)")
-    reserved = next((i.name for i in tree.find_all(exp.Identifier)
-                     if i.name.lower().startswith(RESERVED_PREFIX)), None)
+    reserved = next((i.name for i in tree.find_all(exp.Identifier) if is_reserved(i.name)),
+                    None)
     if reserved is not None and model_call_nodes(tree, registry):
-        raise ProgrammingError(f"{reserved!r}: names beginning {RESERVED_PREFIX} are the"
-                               " engine's own, in a statement that calls a model (rename it)")
+        raise ProgrammingError(f"{reserved!r} is a name the engine gives its own columns, in a"
+                               " statement that calls a model (rename it)")
     returning = tree.args.get("returning")
     if returning is not None and model_call_nodes(returning, registry):
         raise NotSupportedError("a model call in RETURNING is not supported: return the"
@@ -588,16 +610,60 @@ def _is_count(table: pa.Table) -> bool:
             and pa.types.is_int64(table.schema.field(0).type))
 
 
-def _top_k_arrow(con: duckdb.DuckDBPyConnection, text: str) -> pa.Table:
-    """A small answer as Arrow at the cost of one statement. DuckDB 2's public ways cost more
-    on a 1M-row search: the relation API binds the statement twice (+0.45 ms), a DB-API
-    result's Arrow runs a second statement over the rows (+0.43 ms). Its connection's own
-    submit, which the relation API calls, does neither; where a DuckDB lacks it, the DB-API
-    way answers the same."""
+def _top_k_arrow(con: duckdb.DuckDBPyConnection, text: str
+                 ) -> tuple[pa.Table, list[DuckDBPyType]]:
+    """A small answer as Arrow, and DuckDB's types of its columns, at the cost of one
+    statement. DuckDB 2's public ways cost more on a 1M-row search: the relation API binds the
+    statement twice (+0.45 ms), a DB-API result's Arrow runs a second statement over the rows
+    (+0.43 ms). Its connection's own submit, which the relation API calls, does neither; where
+    a DuckDB lacks it, the DB-API way answers the same."""
     submit = getattr(con, "_submit", None)
-    if submit is None:
-        return con.execute(text).to_arrow_table()
-    return submit(text, None, "arrow", TOP_K_BATCH).arrow_table()
+    answer = con.execute(text) if submit is None else submit(text, None, "arrow", TOP_K_BATCH)
+    types = [column[1] for column in answer.description]
+    return (answer.to_arrow_table() if submit is None else answer.arrow_table()), types
+
+
+# DuckDB types whose values its default Arrow loses: TIMETZ its offset; BIT is its inner
+# bytes; UHUGEINT is a decimal128(38, 0), wrong above 2**127.
+ARROW_LOSES = frozenset({"time with time zone", "bit", "uhugeint"})
+NESTED_TYPES = frozenset({"list", "array", "struct", "map", "union"})
+
+
+def arrow_loses(types: list[DuckDBPyType]) -> bool:
+    """Whether DuckDB's default Arrow of columns of these types loses values."""
+    return any(type_ids(t) & ARROW_LOSES for t in types)
+
+
+@functools.lru_cache(maxsize=4096)
+def type_ids(type_: DuckDBPyType) -> frozenset[str]:
+    """The ids of a DuckDB type and of the types nested in it (a LIST's child, a STRUCT's
+    fields, ...): how it converts to Arrow and to Python depends on all of them."""
+    ids = {type_.id}
+    if type_.id in NESTED_TYPES:
+        for _, child in type_.children:
+            if isinstance(child, DuckDBPyType):  # an ARRAY's size is an int
+                ids |= type_ids(child)
+    return frozenset(ids)
+
+
+def _lossless_arrow(con: duckdb.DuckDBPyConnection, produce: Callable[[], pa.Table]
+                    ) -> pa.Table:
+    """`produce`'s Arrow with DuckDB's arrow_lossless_conversion on for this connection
+    alone: SET SESSION (a plain SET is global, and other cursors would get it meanwhile)."""
+    if con.sql("SELECT current_setting('arrow_lossless_conversion')").fetchall()[0][0]:
+        return produce()  # set by the user: DuckDB's Arrow is lossless already
+    con.execute("SET SESSION arrow_lossless_conversion = true")
+    try:
+        return produce()
+    finally:
+        con.execute("RESET SESSION arrow_lossless_conversion")
+
+
+def _plain_arrow(con: duckdb.DuckDBPyConnection, exact: pa.Table) -> pa.Table:
+    """DuckDB's default Arrow of rows it gave as lossless Arrow: it reads its own lossless
+    types back exactly, then writes them as it would have (column names kept: it would make
+    repeated ones unique)."""
+    return con.from_arrow(exact).to_arrow_table().rename_columns(exact.column_names)
 
 
 def _parsed(text: str) -> exp.Expression:
@@ -614,4 +680,4 @@ def _kept_parse(text: str) -> exp.Expression:
     return sqlglot.parse_one(text, dialect=DIALECT)
 
 
-__all__ = ["Error", "Result", "Session"]
+__all__ = ["Error", "Result", "Session", "arrow_loses", "type_ids"]

@@ -963,8 +963,10 @@ def test_a_top_k_answer_is_the_same_arrow_either_way_duckdb_offers(cur):
     con = duckdb.connect()
     sql = ("SELECT i, [i, 2]::INTEGER[] AS l, {'x': i} AS s, 1.5::DECIMAL(4, 2) AS d,"
            " 'a' || i AS t, NULL::UUID AS u FROM range(5) r(i) ORDER BY i DESC LIMIT 3")
-    direct, through_db_api = _top_k_arrow(con, sql), _top_k_arrow(OnlyDbApi(con), sql)
+    (direct, types), (through_db_api, db_api_types) = (_top_k_arrow(con, sql),
+                                                       _top_k_arrow(OnlyDbApi(con), sql))
     assert direct.equals(through_db_api) and direct.column("i").to_pylist() == [4, 3, 2]
+    assert types == db_api_types == con.sql(sql).types
     with pytest.raises(duckdb.Error, match="nosuch"):
         _top_k_arrow(con, "SELECT nosuch FROM range(3)")
 
