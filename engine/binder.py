@@ -41,6 +41,14 @@ class ModelCall:
         self.binding = next(iter(self.bindings.values()))
 
     @property
+    def model_names(self) -> str:
+        """The model, or each kind's where values of several kinds go to several models
+        (EXPLAIN and the stage figures named the first kind's alone: a text model for images)."""
+        if len({b.model.name for b in self.bindings.values()}) <= 1:
+            return self.binding.model.name
+        return ", ".join(f"{kind}: {b.model.name}" for kind, b in self.bindings.items())
+
+    @property
     def keys(self) -> list[exp.Expression]:
         """Read from the node each time: planning replaces inner calls inside these arguments."""
         return [self.node.expressions[i] for i in self.key_positions]
@@ -87,7 +95,7 @@ def bind_call(
     key_params: list[str] = []
     for position, (param, arg) in enumerate(zip(spec.params, args)):
         if param.kind == "model":
-            if not (isinstance(arg, exp.Literal) and arg.is_string):
+            if not (isinstance(arg, exp.Literal) and arg.is_string and arg.name.strip()):
                 raise ProgrammingError(
                     f"{spec.name}(): the model must be a string literal such as 'minilm',"
                     f" got {to_sql(arg)}"
@@ -105,6 +113,9 @@ def bind_call(
             node.meta[MARKER_META] = str(args[0].this)  # to name the result column as written
             args[0].replace(value)  # the stage reads x itself; the marker only told its kind
         modality = marker or modality_of(value, comments)
+        readable = registry.modalities(spec.name)
+        if _is_null(value) and modality not in readable and readable:
+            modality = readable[0]  # NULL in, NULL out, whatever the function reads
     if spec.check_options is not None:
         try:
             spec.check_options(options)
@@ -123,6 +134,13 @@ def bind_call(
                      model_named=model_name is not None)
 
 
+def _is_null(value: exp.Expression) -> bool:
+    """NULL, or NULL cast to a type."""
+    while isinstance(value, exp.Cast):
+        value = value.this
+    return isinstance(value, exp.Null)
+
+
 def _media_bindings(registry: Registry, function: str, model: str | None) -> dict[str, Binding]:
     """The model for each kind of file the function reads, all returning one SQL type.
 
@@ -131,13 +149,14 @@ def _media_bindings(registry: Registry, function: str, model: str | None) -> dic
     if model is None and image_default and image_default.startswith("clip:"):
         model = image_default
     bindings: dict[str, Binding] = {}
+    refusals: list[UnknownModelError] = []
     for kind in registry.modalities(function):
         try:
             bindings[kind] = registry.bind(function, model, kind)
-        except UnknownModelError:
-            continue
-    if not bindings:
-        return {"text": registry.bind(function, model, "text")}  # raises the clear error
+        except UnknownModelError as exc:
+            refusals.append(exc)
+    if not bindings:  # the kinds it reads, not text: `caption(path, 'minilm')` on a file
+        raise refusals[0] if refusals else UnknownModelError(f"{function}() reads no media")
     types = {b.output_type for b in bindings.values()}
     if len(types) > 1:
         shown = ", ".join(f"{k}: {b.model.name} -> {b.output_type}" for k, b in bindings.items())

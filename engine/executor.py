@@ -97,7 +97,7 @@ class StageRun:
         self.progress = progress
         self.cache = ResultCache(con)
         self.stats = StageStats(stage.number, self.call.binding.function.name,
-                                self.call.binding.model.name)
+                                self.call.model_names)
         self.warnings: list[str] = []
         self.is_media = self.call.modality != "text"
 

@@ -572,9 +572,10 @@ def _describe_stage(stage: Any, settings: Settings) -> str:
     call = stage.call
     model = call.binding.model
     batch = settings.batch_size or model.batch_size
+    about = (f"model {model.name}, {model.source}, revision {model.revision}"
+             if call.model_names == model.name else f"models by kind: {call.model_names}")
     lines = [
-        f"{call.binding.function.name} (model {model.name}, {model.source}, revision"
-        f" {model.revision}) -> {call.binding.output_type}",
+        f"{call.binding.function.name} ({about}) -> {call.binding.output_type}",
         f"batch size {batch} on {settings.device}; serves {stage.occurrences} call(s): {call.text}",
         f"input: {stage.input_sql}",
     ]

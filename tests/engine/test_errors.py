@@ -29,6 +29,8 @@ import quarrydb
          "labels must all be non-empty strings"),
         ("SELECT embed(body, model_col) FROM notes", quarrydb.ProgrammingError,
          "model must be a string literal"),
+        ("SELECT embed(body, '') FROM notes", quarrydb.ProgrammingError,
+         "model must be a string literal"),  # not the default model, silently
         ("SELECT embed(body FROM notes", quarrydb.ProgrammingError, "malformed SQL"),
         ("SELEC 1", quarrydb.ProgrammingError, "syntax error"),
         ("SELECT * FROM no_such_table", quarrydb.ProgrammingError, "no_such_table"),

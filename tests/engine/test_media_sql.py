@@ -91,6 +91,18 @@ def test_a_mixed_folder_picks_the_model_by_kind(cur, media):
     assert rows[media.root_path("images/cat.jpg")][2] == "animal"
     stages = cur.stats["stages"]
     assert stages[0]["model_inputs"] == len(rows)
+    # Each kind's model is named, in the figures and in EXPLAIN (the text one alone was).
+    assert "image: imagenet-minilm-bridge" in stages[0]["model"]
+    cur.execute(f"EXPLAIN SELECT classify(path, ['cat', 'dog']) FROM read_media('{media.root}/*')")
+    assert "models by kind: text: minilm, image: imagenet-minilm-bridge" in cur.fetchall()[0][1]
+
+
+def test_null_into_a_media_only_function_is_null(cur, media):
+    """caption() reads images only: a NULL (untyped, or cast) is still NULL in, NULL out."""
+    cur.execute("SELECT caption(NULL), caption(NULL::BLOB)")
+    assert cur.fetchall() == [(None, None)]
+    with pytest.raises(quarrydb.ProgrammingError, match="for caption\\(\\) on image"):
+        cur.execute(f"SELECT caption(path, 'minilm') FROM read_media('{media.root}/images/*')")
 
 
 def test_media_as_blobs_and_uris(cur, media):
