@@ -14,7 +14,9 @@ run in CPU worker threads while the model runs batches.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Sequence
@@ -319,6 +321,22 @@ class ClipModel(_LabelCache):
             return _normalise(features.float().cpu().numpy())
 
 
+@contextlib.contextmanager
+def _root_logging_quiet() -> Any:
+    """open_clip reports a failed download with logging.error(), which on a root logger with
+    no handler installs one for good (basicConfig) and prints "ERROR:root:..." above the clear
+    error raised after it: for the call's length the root logger has a handler that drops it."""
+    root, sink = logging.getLogger(), logging.NullHandler()
+    disabled = logging.root.manager.disable
+    root.addHandler(sink)
+    logging.disable(logging.ERROR)
+    try:
+        yield
+    finally:
+        logging.disable(disabled)
+        root.removeHandler(sink)
+
+
 def load_open_clip(name: str, checkpoint: str | None, device: str) -> ClipModel:
     """Build open_clip architecture `name` and load `checkpoint` (a local file or an open_clip tag).
 
@@ -337,9 +355,10 @@ def load_open_clip(name: str, checkpoint: str | None, device: str) -> ClipModel:
         if looks_like_path:
             checkpoint = str(Path(checkpoint).expanduser())
     try:
-        model, _, transform = open_clip.create_model_and_transforms(
-            name, pretrained=checkpoint, device=device
-        )
+        with _root_logging_quiet():
+            model, _, transform = open_clip.create_model_and_transforms(
+                name, pretrained=checkpoint, device=device
+            )
     except Exception as exc:
         raise RuntimeError(
             f"could not load open_clip model {name!r} with weights {checkpoint!r}: {exc}"

@@ -69,3 +69,15 @@ def test_a_missing_clip_checkpoint_is_a_clear_error(cur, media, tmp_path):
     cat = media.root_path("images/cat.jpg")
     with pytest.raises(quarrydb.OperationalError, match="not available"):
         cur.execute(f"SELECT embed(image('{cat}'), 'clip:ViT-B-32@{tmp_path}/nope.pt')")
+
+
+def test_weights_that_cannot_be_found_leave_the_root_logger_alone(tiny_clip, capfd):
+    """open_clip says so with logging.error(), which installed a handler on the root logger
+    and printed "ERROR:root:..." above quarrydb's own clear error."""
+    import logging
+
+    before = list(logging.getLogger().handlers)
+    with pytest.raises(RuntimeError, match="is not a known tag"):
+        load_open_clip(tiny_clip[0], "no-such-tag", "cpu")
+    assert logging.getLogger().handlers == before
+    assert "ERROR:root" not in capfd.readouterr().err
