@@ -117,6 +117,7 @@ class StageRun:
         if inputs is None:
             inputs = self.inputs()
         self.stats.rows_in += inputs.num_rows
+        inputs = _enums_as_text(inputs)
         self._check_input_type(inputs.column(0))
         columns = [inputs.column(i).to_pylist() for i in range(inputs.num_columns)]
         rows = list(zip(*columns)) if columns else []
@@ -326,6 +327,15 @@ class StageRun:
             f"{self._name} expects {wanted} for its input, got {kind} in {self.call.text}"
             " (cast it, e.g. CAST(x AS VARCHAR))"
         )
+
+
+def _enums_as_text(inputs: pa.Table) -> pa.Table:
+    """An ENUM input (Arrow's dictionary of strings) read as its text, as DuckDB's own string
+    functions read it."""
+    column = inputs.column(0)
+    if pa.types.is_dictionary(column.type) and pa.types.is_string(column.type.value_type):
+        return inputs.set_column(0, inputs.field(0).name, column.cast(pa.string()))
+    return inputs
 
 
 def _read(value: Any) -> bytes | MediaError:

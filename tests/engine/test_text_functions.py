@@ -111,3 +111,13 @@ def test_parameters_of_a_model_statement_take_the_order_they_are_written_in(note
     ids = [row[0] for row in notes.fetchall()]
     notes.execute("SELECT id FROM notes WHERE team = 'billing' AND id > 0 ORDER BY id")
     assert ids == [row[0] for row in notes.fetchall()] and ids
+
+
+def test_an_enum_column_is_read_as_its_text(cur):
+    """As DuckDB's string functions read an ENUM (its Arrow is a dictionary, which was refused
+    with the Arrow type's name)."""
+    cur.execute("CREATE TYPE note AS ENUM ('my invoice is wrong', 'the app crashes')")
+    cur.execute("CREATE TABLE t AS SELECT * FROM (VALUES (1, 'my invoice is wrong'::note),"
+                " (2, 'the app crashes'::note), (3, NULL)) v(id, body)")
+    cur.execute("SELECT id, classify(body, ['billing', 'bug report']) FROM t ORDER BY id")
+    assert cur.fetchall() == [(1, "billing"), (2, "bug report"), (3, None)]
