@@ -64,6 +64,35 @@ class Connection:
     def executemany(self, sql: str, seq_of_params: Iterable[Params]) -> Cursor:
         return self._own_cursor().executemany(sql, seq_of_params)
 
+    # As on a DuckDB connection: the last con.execute's answer, read from the connection.
+    def fetchone(self) -> tuple[Any, ...] | None:
+        return self._own_cursor().fetchone()
+
+    def fetchmany(self, size: int | None = None) -> list[tuple[Any, ...]]:
+        return self._own_cursor().fetchmany(size)
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        return self._own_cursor().fetchall()
+
+    def fetch_arrow_table(self) -> pa.Table:
+        return self._own_cursor().fetch_arrow_table()
+
+    def fetchdf(self) -> Any:
+        return self._own_cursor().fetchdf()
+
+    @property
+    def description(self) -> list[tuple[Any, ...]] | None:
+        return self._own_cursor().description
+
+    def register(self, name: str, data: Any) -> Connection:
+        """Make a DataFrame or Arrow table queryable as `name` by con.execute (as DuckDB's)."""
+        self._own_cursor().register(name, data)
+        return self
+
+    def unregister(self, name: str) -> Connection:
+        self._own_cursor().unregister(name)
+        return self
+
     def _own_cursor(self) -> Cursor:
         if self._default is None or self._default._session is None:
             self._default = self.cursor()

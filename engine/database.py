@@ -104,8 +104,9 @@ class Database:
         self.index_null_rows: dict[str, int] = {}
         self.index_infos: list[Any] | None = None  # the catalog's rows, read once
         self.orphans_dropped = False  # indexes whose table another tool dropped: at first use
-        # DuckDB's object id of each index's table, as last seen (see VectorCatalog.drop_replaced)
-        self.index_table_oids: dict[str, int | None] = {}
+        # Where each index's table is and DuckDB's object id of it, as last seen (see
+        # VectorCatalog.drop_replaced)
+        self.index_table_oids: dict[str, tuple[tuple[str, str, str], int | None]] = {}
         self.checkpoint_mark = self.file_mark()  # as of the last look (see vector_catalog)
         self.users = 1  # connections sharing it (see open_database)
         self.lock = threading.RLock()  # see Session._one_at_a_time

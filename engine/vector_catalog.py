@@ -181,26 +181,32 @@ class VectorCatalog:
         if not self.all() or self.in_transaction:
             return  # in a transaction: at COMMIT (a ROLLBACK keeps the table)
         seen, now = self.database.index_table_oids, self._table_oids()
-        for name, oid in now.items():
-            if seen.get(name) is not None and oid is not None and seen[name] != oid:
+        for name, (key, oid) in list(now.items()):
+            if name in seen and seen[name][0] == key and oid is not None and seen[name][1] != oid:
                 self.drop(name, if_exists=True)
-                now[name] = None
-        self.database.index_table_oids = {n: oid for n, oid in now.items() if oid is not None}
+                del now[name]
+        self.database.index_table_oids = {n: v for n, v in now.items() if v[1] is not None}
 
-    def _table_oids(self) -> dict[str, int | None]:
-        """Each index's table's object id, as DuckDB resolves its name (a temporary table
-        first); None where no table has the name."""
+    def _table_oids(self) -> dict[str, tuple[tuple[str, str, str], int | None]]:
+        """Each index's table: where it is (database, schema, name) and DuckDB's object id for
+        it (None: no table there). Where it is is looked up once, as DuckDB resolves the name
+        (a temporary table first), then kept: a temporary table of the same name created later
+        shadows the table, it does not replace it."""
         oids = {(d.lower(), s.lower(), t.lower()): oid for d, s, t, oid in self.con.execute(
             "SELECT database_name, schema_name, table_name, table_oid FROM duckdb_tables()"
         ).fetchall()}
-        found: dict[str, int | None] = {}
+        found: dict[str, tuple[tuple[str, str, str], int | None]] = {}
         for info in self.all():
-            table = exp.to_table(info.table, dialect=DIALECT)
-            key = table_key(table, self.database.name)
-            temporary = ("temp", "main", key[2])
-            if not table.catalog and not table.db and temporary in oids:
-                key = temporary
-            found[info.name] = oids.get(key)
+            known = self.database.index_table_oids.get(info.name)
+            if known is not None:
+                key = known[0]
+            else:
+                table = exp.to_table(info.table, dialect=DIALECT)
+                key = table_key(table, self.database.name)
+                temporary = ("temp", "main", key[2])
+                if not table.catalog and not table.db and temporary in oids:
+                    key = temporary
+            found[info.name] = (key, oids.get(key))
         return found
 
     def _table_exists(self, table: str) -> bool:
@@ -585,6 +591,8 @@ class VectorCatalog:
                     f"cannot index {info.expression}: its vectors have {shortest.as_py()} to"
                     f" {longest.as_py()} numbers; an index needs one length (a fixed-size"
                     " array such as FLOAT[384] guarantees it)")
+        if len(column) and dim == 0:
+            raise UnrankableRows(f"cannot index {info.expression}: a vector is empty")
         if info.dim and dim and dim != info.dim:
             raise UnrankableRows(f"{info.expression} gives {dim}-d vectors; index {info.name}"
                                    f" has {info.dim} (DROP INDEX {info.name}, then create it"

@@ -96,6 +96,11 @@ def test_connection_execute_keeps_one_session(con):
     assert con.execute("SELECT count(*) FROM t").fetchall() == [(0,)]
     con.executemany("INSERT INTO t VALUES (?)", [[1], [2]])
     assert con.execute("SELECT sum(a) FROM t").fetchall() == [(3,)]
+    con.register("extra", pa.table({"a": [40]}))  # DuckDB's habits on the connection itself
+    con.execute("SELECT a FROM t UNION ALL SELECT a FROM extra ORDER BY a")
+    assert [d[0] for d in con.description] == ["a"]
+    assert con.fetchone() == (1,) and con.fetchmany(1) == [(2,)] and con.fetchall() == [(40,)]
+    con.unregister("extra")
 
 def test_show_models_lists_the_packaged_text_model(cur):
     cur.execute("SHOW MODELS")

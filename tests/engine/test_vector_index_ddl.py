@@ -85,6 +85,10 @@ def test_replacing_a_table_drops_its_indexes(cur):
     cur.execute("CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'flat')")
     cur.execute("CREATE TABLE unrelated (a INTEGER)")
     cur.execute("CREATE TABLE IF NOT EXISTS items (a INTEGER)")  # no table replaced
+    cur.execute("CREATE TEMP TABLE items (id INTEGER, v FLOAT[8])")  # shadows it, for a while
+    cur.execute("DROP TABLE temp.main.items")
+    assert index_names(cur) == ["iv"]
+    assert len(cur.execute(SEARCH).fetchall()) == 3
     cur.execute("BEGIN")
     cur.execute("CREATE OR REPLACE TABLE items AS SELECT 1 AS id, [1, 2]::FLOAT[2] AS v")
     cur.execute("ROLLBACK")
@@ -204,6 +208,10 @@ def test_a_vector_of_another_length_written_later(cur):
     assert cur.execute(search.format(n=20)).fetchall() == [(19,), (18,), (17,)]
     cur.execute("DELETE FROM items WHERE id = 1000")
     unfiltered = "SELECT id FROM items ORDER BY similarity(v, [1, 0]) DESC LIMIT 3"
+    cur.execute("INSERT INTO items VALUES (1001, [])")  # an empty one (a raw numpy error)
+    with pytest.raises(quarrydb.ProgrammingError, match="list dimensions must be equal"):
+        cur.execute(unfiltered)
+    cur.execute("DELETE FROM items WHERE id = 1001")
     assert cur.execute(unfiltered).fetchall() == [(199,), (198,), (197,)]
     assert "strategy search" in _strategy(cur, unfiltered)
 
