@@ -11,7 +11,12 @@ import pyarrow as pa
 from duckdb.sqltypes import DuckDBPyType
 
 from quarrydb.engine.database import in_use_or_unopenable, open_database
-from quarrydb.engine.errors import InterfaceError, ProgrammingError, from_duckdb
+from quarrydb.engine.errors import (
+    InterfaceError,
+    NotSupportedError,
+    ProgrammingError,
+    from_duckdb,
+)
 from quarrydb.engine.parameters import plain_value
 from quarrydb.engine.session import Params, Result, Session, type_ids
 
@@ -248,8 +253,13 @@ class Cursor:
         return rest
 
     def fetchdf(self) -> Any:
-        """The rest of the result as a pandas DataFrame."""
-        return self.fetch_arrow_table().to_pandas()
+        """The rest of the result as a pandas DataFrame, as DuckDB's df() makes it (a NULL
+        INTEGER column is Int32 with <NA>, a DATE datetime64, an INTERVAL a Timedelta, ...)."""
+        table = self._table()
+        assert self._rows is not None  # as there is a table
+        frame = self._rows.frame(self._position)
+        self._position = table.num_rows
+        return frame
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         while (row := self.fetchone()) is not None:
@@ -338,6 +348,21 @@ class _PythonRows:
             return rows[:count]
         return rows
 
+    def frame(self, start: int) -> Any:
+        """The rows from `start` on as DuckDB's own DataFrame of them; where DuckDB has none
+        (a TIMETZ, a UHUGEINT: it raises), pyarrow's of DuckDB's Arrow, as before."""
+        rest = self.table.slice(start)
+        if self._exact is not None:  # only for those types, and a BIT (raw bytes either way)
+            return rest.to_pandas()
+        try:
+            frame = _as_duckdb_typed(self._con, rest, self.types).df()
+        except (duckdb.NotImplementedException, NotSupportedError):
+            return rest.to_pandas()
+        except duckdb.Error as exc:
+            raise from_duckdb(exc) from None
+        frame.columns = self.table.column_names
+        return frame
+
 
 def _by_pyarrow(type_: DuckDBPyType) -> str | None:
     """How pyarrow converts a column of this type as DuckDB does: "as is", "tuples" (an
@@ -362,13 +387,23 @@ def _duckdb_rows(con: duckdb.DuckDBPyConnection, table: pa.Table, types: list[Du
     """DuckDB's own Python rows of Arrow it gave: it reads the Arrow back and casts each
     column to the type the statement gave where the Arrow has another (a HUGEINT's
     decimal128, a UUID's string). Columns are renamed: their names may repeat."""
+    try:
+        return _as_duckdb_typed(con, table, types).fetchall()
+    except duckdb.Error as exc:
+        raise from_duckdb(exc) from None
+
+
+def _as_duckdb_typed(con: duckdb.DuckDBPyConnection, table: pa.Table,
+                     types: list[DuckDBPyType]) -> duckdb.DuckDBPyRelation:
+    """Arrow DuckDB gave, read back by DuckDB with each column cast to the type the statement
+    gave where the Arrow has another. Columns are renamed c0, c1, ...: their names may repeat."""
     names = [f"c{i}" for i in range(table.num_columns)]
     try:
         relation = con.from_arrow(table.rename_columns(names))
         columns = [duckdb.ColumnExpression(name) if read == wanted
                    else duckdb.ColumnExpression(name).cast(wanted)
                    for name, read, wanted in zip(names, relation.types, types)]
-        return relation.select(*columns).fetchall()
+        return relation.select(*columns)
     except duckdb.Error as exc:
         raise from_duckdb(exc) from None
 

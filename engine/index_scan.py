@@ -81,7 +81,8 @@ class IndexQuery:
         return (f"index {self.info.name} ({self.info.options.kind}, {self.info.options.metric})"
                 f" on {self.info.table}: strategy {self.strategy}, estimated selectivity"
                 f" {self.selectivity:.4f} ({self.matching} of {self.total} rows), k={self.k},"
-                f" candidates {self.candidates}, ordered by the index's exact scores")
+                f" candidates {self.candidates}"
+                + (", ordered by the index's exact scores" if self.candidates else ""))
 
 
 # The orderings an index answers, by metric: the functions, and whether best is descending.
