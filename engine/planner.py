@@ -79,7 +79,11 @@ class Candidate:
 
     @property
     def input_sql(self) -> str:
-        return " UNION ".join(to_sql(q) for q in self.inputs)
+        """One query of the group's inputs; each in parentheses where there are several (each
+        may carry the statement's WITH, which may not follow a UNION bare)."""
+        if len(self.inputs) == 1:
+            return to_sql(self.inputs[0])
+        return " UNION ".join(f"({to_sql(q)})" for q in self.inputs)
 
 
 class StagePlanner:

@@ -28,16 +28,19 @@ from quarrydb.engine.binder import bind_call, model_call_nodes
 from quarrydb.engine.database import Database
 from quarrydb.engine.errors import Error, NotSupportedError, ProgrammingError, from_duckdb
 from quarrydb.engine.executor import Progress, Settings
+from quarrydb.engine.lateral_aliases import inline_model_aliases
 from quarrydb.engine.parameters import Params, bind_parameters
 from quarrydb.engine.pending_diffs import NotedWrite
 from quarrydb.engine.planner import StagePlanner, is_reserved
 from quarrydb.engine.search_sql import KeptSearches, SearchTemplates, literal_vector
 from quarrydb.engine.sqltree import (
     DIALECT,
+    from_clause,
     is_volatile,
     put_vectors_back,
     set_vectors_aside,
     to_sql,
+    with_clause,
     with_vectors,
 )
 from quarrydb.engine.statement_run import StatementRun
@@ -453,6 +456,8 @@ class Session:
         return table if table is not None else pa.table({})
 
     def _planner(self, tree: exp.Expression) -> StagePlanner:
+        inline_model_aliases(tree, lambda node: bool(model_call_nodes(node, self.registry)),
+                             self._source_columns)
         calls = [bind_call(n, self.registry, self._constant, self._column_comment) for n in
                  model_call_nodes(tree, self.registry)]
         align_similarity_spaces(tree, calls, self.registry)
@@ -503,6 +508,24 @@ class Session:
         except duckdb.Error as exc:
             raise from_duckdb(exc) from None
         return rows[0][0] if rows else None
+
+    def _source_columns(self, select: exp.Select) -> set[str] | None:
+        """The columns a SELECT's FROM clause and joins give, as DuckDB binds them (with the
+        statement's CTEs); None where DuckDB cannot say on its own (a model call, a column of
+        an outer query)."""
+        source = from_clause(select)
+        if source is None:
+            return set()
+        probe = exp.select("*").from_(source.this.copy())
+        for join in select.args.get("joins") or []:
+            probe.append("joins", join.copy())
+        with_ = with_clause(select.root())
+        ctes = f"{to_sql(with_)} " if with_ is not None else ""
+        try:
+            names = self.con.sql(f"{ctes}{to_sql(probe)} LIMIT 0").columns
+        except (duckdb.Error, ParseError):
+            return None
+        return {name.lower() for name in names}
 
     def _column_comment(self, schema: str | None, table: str, column: str) -> str | None:
         """A column's comment, where media columns are declared ('media', 'media:image')."""

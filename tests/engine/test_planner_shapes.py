@@ -155,3 +155,33 @@ def test_recursive_cte_reading_its_own_rows_is_refused(tiny):
                  " UNION ALL SELECT i + 1, s FROM r WHERE i < 3)"
                  f" SELECT i, s, classify(s, {L}) = s FROM r ORDER BY i")
     assert [row[:2] for row in tiny.fetchall()] == [(1, label), (2, label), (3, label)]
+
+
+# --- a later select item naming a model call's alias --------------------------------------------
+
+
+def test_a_later_select_item_reads_a_model_calls_alias(tiny):
+    topic = _topics(tiny)
+    tiny.execute(f"SELECT id, classify(body, {L}) AS k, upper(k),"
+                 " count(*) OVER (PARTITION BY k) AS n FROM notes ORDER BY id")
+    assert [d[0] for d in tiny.description] == ["id", "k", "upper(k)", "n"]
+    assert [(r[0], r[2]) for r in tiny.fetchall()] == [
+        (i, topic[body].upper()) for i, _, body in ROWS]
+    assert len(tiny.stats["stages"]) == 1  # the alias's call and its copy: one stage
+
+
+def test_a_column_of_the_aliass_name_wins_as_in_duckdb(tiny):
+    tiny.execute(f"SELECT id, classify(body, {L}) AS team, upper(team) FROM notes ORDER BY id")
+    assert [r[2] for r in tiny.fetchall()] == [t.upper() for _, t, _ in ROWS]
+
+
+def test_one_call_twice_over_a_cte(tiny):
+    """Two occurrences of one call gathered their inputs with a UNION of two queries, each
+    with the statement's WITH: a parser error."""
+    topic = _topics(tiny)
+    tiny.execute(f"WITH c AS (SELECT * FROM notes) SELECT id, classify(body, {L}) AS k,"
+                 f" length(k) FROM c ORDER BY id")
+    assert [r[2] for r in tiny.fetchall()] == [len(topic[body]) for _, _, body in ROWS]
+    tiny.execute(f"WITH c AS (SELECT * FROM notes) SELECT upper(classify(body, {L})),"
+                 f" classify(body, {L}) FROM c ORDER BY id")
+    assert [r[1] for r in tiny.fetchall()] == [topic[body] for _, _, body in ROWS]
