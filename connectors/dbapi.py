@@ -11,14 +11,10 @@ import pyarrow as pa
 from duckdb.sqltypes import DuckDBPyType
 
 from quarrydb.engine.database import in_use_or_unopenable, open_database
-from quarrydb.engine.errors import (
-    InterfaceError,
-    NotSupportedError,
-    ProgrammingError,
-    from_duckdb,
-)
+from quarrydb.engine.errors import InterfaceError, ProgrammingError, from_duckdb
 from quarrydb.engine.parameters import plain_value
-from quarrydb.engine.session import Params, Result, Session, type_ids
+from quarrydb.engine.result_types import type_ids
+from quarrydb.engine.session import Params, Result, Session
 
 apilevel = "2.0"
 threadsafety = 1  # share the module, not connections
@@ -356,7 +352,7 @@ class _PythonRows:
             return rest.to_pandas()
         try:
             frame = _as_duckdb_typed(self._con, rest, self.types).df()
-        except (duckdb.NotImplementedException, NotSupportedError):
+        except duckdb.NotImplementedException:
             return rest.to_pandas()
         except duckdb.Error as exc:
             raise from_duckdb(exc) from None
@@ -398,14 +394,11 @@ def _as_duckdb_typed(con: duckdb.DuckDBPyConnection, table: pa.Table,
     """Arrow DuckDB gave, read back by DuckDB with each column cast to the type the statement
     gave where the Arrow has another. Columns are renamed c0, c1, ...: their names may repeat."""
     names = [f"c{i}" for i in range(table.num_columns)]
-    try:
-        relation = con.from_arrow(table.rename_columns(names))
-        columns = [duckdb.ColumnExpression(name) if read == wanted
-                   else duckdb.ColumnExpression(name).cast(wanted)
-                   for name, read, wanted in zip(names, relation.types, types)]
-        return relation.select(*columns)
-    except duckdb.Error as exc:
-        raise from_duckdb(exc) from None
+    relation = con.from_arrow(table.rename_columns(names))
+    columns = [duckdb.ColumnExpression(name) if read == wanted
+               else duckdb.ColumnExpression(name).cast(wanted)
+               for name, read, wanted in zip(names, relation.types, types)]
+    return relation.select(*columns)
 
 
 def _checked_params(params: Any) -> Params:

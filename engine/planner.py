@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from sqlglot import exp
 
 from quarrydb.engine.binder import MARKER_META, ModelCall
-from quarrydb.engine.errors import InternalError, NotSupportedError
+from quarrydb.engine.errors import InternalError, NotSupportedError, ProgrammingError
 from quarrydb.engine.sqltree import (
     DIALECT,
     conjuncts,
@@ -99,7 +99,7 @@ class StagePlanner:
         self.registry = registry
         self.prefix = prefix
         self.optimize = optimize
-        refuse_unplannable(calls)
+        refuse_unplannable(tree, calls)
         name_result_columns(tree, calls)
         self.pending: dict[str, list[ModelCall]] = {}
         for index, call in enumerate(calls):
@@ -206,12 +206,27 @@ def is_reserved(name: str) -> bool:
 # --- shapes no stage can serve -----------------------------------------------------------------
 
 
-def refuse_unplannable(calls: list[ModelCall]) -> None:
+def refuse_unplannable(tree: exp.Expression, calls: list[ModelCall]) -> None:
     """Refuse, before anything runs, the model calls no stage can serve, saying what to write.
 
-    A recursive CTE's call reading the recursion's rows would need its own output as input; a
+    A call's values are computed when the statement runs, into a stage table that lives as long
+    as the statement: a view would read it after. In RETURNING DuckDB allows no subquery. A
+    recursive CTE's call reading the recursion's rows would need its own output as input; a
     call in a lambda or ON CONFLICT DO UPDATE is served only by a literal (DuckDB allows no
-    subquery there), so only a constant input can be."""
+    subquery there), so only a constant input can be. The lookups' own names cannot be used."""
+    if not calls:
+        return
+    if isinstance(tree, exp.Create) and str(tree.args.get("kind")).upper() == "VIEW":
+        raise NotSupportedError("a view cannot call a model: its stages would be gone when the"
+                                " view is read (CREATE TABLE ... AS computes the values once)")
+    reserved = next((i.name for i in tree.find_all(exp.Identifier) if is_reserved(i.name)),
+                    None)
+    if reserved is not None:
+        raise ProgrammingError(f"{reserved!r} is a name the engine gives its own columns, in a"
+                               " statement that calls a model (rename it)")
+    if any(call.node.find_ancestor(exp.Returning) for call in calls):
+        raise NotSupportedError("a model call in RETURNING is not supported: return the"
+                                " columns, then call the model in a SELECT")
     for call in calls:
         recursive = _recursive_cte_read(call)
         if recursive is not None:

@@ -10,7 +10,6 @@ import contextlib
 import functools
 import uuid
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,12 +25,13 @@ from quarrydb.engine import index_ddl, index_scan, proxy_rule, statements
 from quarrydb.engine.align_spaces import align_similarity_spaces
 from quarrydb.engine.binder import bind_call, model_call_nodes
 from quarrydb.engine.database import Database
-from quarrydb.engine.errors import Error, NotSupportedError, ProgrammingError, from_duckdb
+from quarrydb.engine.errors import Error, ProgrammingError, from_duckdb
 from quarrydb.engine.executor import Progress, Settings
 from quarrydb.engine.lateral_aliases import inline_model_aliases
 from quarrydb.engine.parameters import Params, bind_parameters
 from quarrydb.engine.pending_diffs import NotedWrite
-from quarrydb.engine.planner import StagePlanner, is_reserved
+from quarrydb.engine.planner import StagePlanner
+from quarrydb.engine.result_types import arrow_loses, lossless_arrow, plain_arrow
 from quarrydb.engine.search_sql import KeptSearches, SearchTemplates, literal_vector
 from quarrydb.engine.sqltree import (
     DIALECT,
@@ -75,7 +75,7 @@ class Result:
     # by them. None: a table the engine made (SHOW MODELS, ...), typed from its Arrow.
     types: list[DuckDBPyType] | None = None
     # The rows in DuckDB's lossless Arrow, where `table` (its default Arrow) loses values: a
-    # TIMETZ's offset, a BIT, a UHUGEINT above 2**127 (see ARROW_LOSES). Python rows come
+    # TIMETZ's offset, a BIT, a UHUGEINT above 2**127 (see result_types). Python rows come
     # from it; `table` stays what DuckDB's own Arrow is.
     exact: pa.Table | None = None
 
@@ -241,7 +241,6 @@ class Session:
             query = index_scan.match(tree, self.vectors, names)
             if query is None and not has_model_calls:
                 return None  # DuckDB runs the statement as written, with its parameters
-        _refuse_unplannable(tree, self.registry)
         return tree, query
 
     # --- vector indexes ------------------------------------------------------------------------
@@ -424,8 +423,8 @@ class Session:
             if top_k:
                 table, types = _top_k_arrow(self.con, text)
                 if kind in READ_KINDS and arrow_loses(types):  # rare: read it again, lossless
-                    exact = _lossless_arrow(self.con, lambda: _top_k_arrow(self.con, text)[0])
-                    table = _plain_arrow(self.con, exact)
+                    exact = lossless_arrow(self.con, lambda: _top_k_arrow(self.con, text)[0])
+                    table = plain_arrow(self.con, exact)
                 if ranked is not None:
                     table, types = index_scan.in_candidate_order(table, ranked), types[:-1]
                     if exact is not None:
@@ -436,8 +435,8 @@ class Session:
                     return Result(None)
                 types = relation.types
                 if arrow_loses(types):
-                    exact = _lossless_arrow(self.con, relation.to_arrow_table)
-                    table = _plain_arrow(self.con, exact)
+                    exact = lossless_arrow(self.con, relation.to_arrow_table)
+                    table = plain_arrow(self.con, exact)
                 else:
                     table = relation.to_arrow_table()
         except duckdb.Error as exc:
@@ -610,24 +609,6 @@ def _describe_stage(stage: Any, settings: Settings) -> str:
 TOP_K_BATCH = 2048  # rows per Arrow batch of a top-k's answer (a few rows, k of them)
 
 
-def _refuse_unplannable(tree: exp.Expression, registry: Registry) -> None:
-    """Places a model call cannot go: its values are computed when the statement runs, then
-    read from a stage table that lives as long as the statement."""
-    if isinstance(tree, exp.Create) and str(tree.args.get("kind")).upper() == "VIEW" and (
-            model_call_nodes(tree, registry)):
-        raise NotSupportedError("a view cannot call a model: its stages would be gone when the"
-                                " view is read (CREATE TABLE ... AS computes the values once)")
-    reserved = next((i.name for i in tree.find_all(exp.Identifier) if is_reserved(i.name)),
-                    None)
-    if reserved is not None and model_call_nodes(tree, registry):
-        raise ProgrammingError(f"{reserved!r} is a name the engine gives its own columns, in a"
-                               " statement that calls a model (rename it)")
-    returning = tree.args.get("returning")
-    if returning is not None and model_call_nodes(returning, registry):
-        raise NotSupportedError("a model call in RETURNING is not supported: return the"
-                                " columns, then call the model in a SELECT")
-
-
 def _is_count(table: pa.Table) -> bool:
     """Whether a write's answer is DuckDB's count of rows written (one BIGINT named Count)."""
     return (table.num_rows == 1 and table.column_names == ["Count"]
@@ -647,49 +628,6 @@ def _top_k_arrow(con: duckdb.DuckDBPyConnection, text: str
     return (answer.to_arrow_table() if submit is None else answer.arrow_table()), types
 
 
-# DuckDB types whose values its default Arrow loses: TIMETZ its offset; BIT is its inner
-# bytes; UHUGEINT is a decimal128(38, 0), wrong above 2**127.
-ARROW_LOSES = frozenset({"time with time zone", "bit", "uhugeint"})
-NESTED_TYPES = frozenset({"list", "array", "struct", "map", "union"})
-
-
-def arrow_loses(types: list[DuckDBPyType]) -> bool:
-    """Whether DuckDB's default Arrow of columns of these types loses values."""
-    return any(type_ids(t) & ARROW_LOSES for t in types)
-
-
-@functools.lru_cache(maxsize=4096)
-def type_ids(type_: DuckDBPyType) -> frozenset[str]:
-    """The ids of a DuckDB type and of the types nested in it (a LIST's child, a STRUCT's
-    fields, ...): how it converts to Arrow and to Python depends on all of them."""
-    ids = {type_.id}
-    if type_.id in NESTED_TYPES:
-        for _, child in type_.children:
-            if isinstance(child, DuckDBPyType):  # an ARRAY's size is an int
-                ids |= type_ids(child)
-    return frozenset(ids)
-
-
-def _lossless_arrow(con: duckdb.DuckDBPyConnection, produce: Callable[[], pa.Table]
-                    ) -> pa.Table:
-    """`produce`'s Arrow with DuckDB's arrow_lossless_conversion on for this connection
-    alone: SET SESSION (a plain SET is global, and other cursors would get it meanwhile)."""
-    if con.sql("SELECT current_setting('arrow_lossless_conversion')").fetchall()[0][0]:
-        return produce()  # set by the user: DuckDB's Arrow is lossless already
-    con.execute("SET SESSION arrow_lossless_conversion = true")
-    try:
-        return produce()
-    finally:
-        con.execute("RESET SESSION arrow_lossless_conversion")
-
-
-def _plain_arrow(con: duckdb.DuckDBPyConnection, exact: pa.Table) -> pa.Table:
-    """DuckDB's default Arrow of rows it gave as lossless Arrow: it reads its own lossless
-    types back exactly, then writes them as it would have (column names kept: it would make
-    repeated ones unique)."""
-    return con.from_arrow(exact).to_arrow_table().rename_columns(exact.column_names)
-
-
 def _parsed(text: str) -> exp.Expression:
     """sqlglot's tree of a statement, for the engine to rewrite in place. Short statements'
     trees are kept: with vector literals set aside a search repeated with other vectors has the
@@ -704,4 +642,4 @@ def _kept_parse(text: str) -> exp.Expression:
     return sqlglot.parse_one(text, dialect=DIALECT)
 
 
-__all__ = ["Error", "Result", "Session", "arrow_loses", "type_ids"]
+__all__ = ["Error", "Result", "Session"]
