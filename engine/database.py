@@ -61,7 +61,8 @@ def _kind_by_extension(column: str) -> str:
 # - similarity / distance: cosine similarity / L2 distance; the CASE guards DuckDB, which
 #   rejects a NULL vector cast to a list;
 # - image(x) / audio(x): mark a value as media for a model call; elsewhere they return x;
-# - read_media(glob): one row per file; read_blob skips the content when it is not selected.
+# - read_media(glob): one row per file; read_blob skips the content when it is not selected
+#   (and would name itself, not read_media, for a NULL pattern).
 _MACROS = f"""
 CREATE OR REPLACE TEMP MACRO similarity(a, b) AS
     CASE WHEN a IS NULL OR b IS NULL THEN NULL
@@ -74,7 +75,8 @@ CREATE OR REPLACE TEMP MACRO audio(x) AS x;
 CREATE OR REPLACE TEMP MACRO read_media(pattern) AS TABLE
     SELECT filename AS path, {_kind_by_extension('filename')} AS kind, size,
            last_modified AS modified
-    FROM read_blob(pattern);
+    FROM read_blob(coalesce(pattern,
+                            error('read_media needs a file name or glob pattern, got NULL')));
 """
 
 

@@ -21,7 +21,7 @@ from duckdb.sqltypes import DuckDBPyType
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from quarrydb.engine import index_ddl, index_scan, proxy_rule, statements
+from quarrydb.engine import index_ddl, index_scan, proxy_rule, statements, write_target
 from quarrydb.engine.align_spaces import align_similarity_spaces
 from quarrydb.engine.binder import bind_call, model_call_nodes
 from quarrydb.engine.database import Database
@@ -33,6 +33,7 @@ from quarrydb.engine.pending_diffs import NotedWrite
 from quarrydb.engine.planner import StagePlanner
 from quarrydb.engine.result_types import arrow_loses, lossless_arrow, plain_arrow
 from quarrydb.engine.search_sql import KeptSearches, SearchTemplates, literal_vector
+from quarrydb.engine.setting_values import with_setting_values
 from quarrydb.engine.sqltree import (
     DIALECT,
     from_clause,
@@ -52,6 +53,7 @@ ROW_COUNT_KINDS = {"INSERT", "UPDATE", "DELETE"}
 NOTED_WRITE_KINDS = ROW_COUNT_KINDS | {"COPY"}  # writes whose rows an index is kept current for
 READ_KINDS = {"SELECT", "EXPLAIN", "PRAGMA", "SET", "VARIABLE_SET", "TRANSACTION", "UNKNOWN"}
 SEARCH_FUNCTIONS = index_scan.SEARCH_FUNCTIONS  # the orderings an index may answer
+CURRENT_SETTING = frozenset({"current_setting"})
 # What RESET sets quarrydb's own settings to.
 SETTING_DEFAULTS = {"device": "auto", "on_media_error": "null", "optimizer": "on",
                     "model_batch_size": "default"}
@@ -160,6 +162,9 @@ class Session:
             return Result(None)
         if statements.is_show_models(text):
             return Result(self._show_models())
+        if statements.mentions_any(text, CURRENT_SETTING):
+            statement = statements.Statement(self._with_setting_values(text), statement.kind)
+            text = statement.text
         index_result = self._index_statement(text)
         if index_result is not None:
             return index_result
@@ -464,6 +469,9 @@ class Session:
         return StagePlanner(tree, calls, self.registry, prefix, self.settings.optimizer)
 
     def _run_with_models(self, tree: exp.Expression, kind: str) -> Result:
+        if not write_target.create_needs_running(self.con, tree):
+            return Result(None)
+        write_target.check_insert_target(self.con, tree)
         run = StatementRun(self.con, self._planner(tree), self.settings, self.progress,
                            self._proxy)
         try:
@@ -571,6 +579,20 @@ class Session:
             self.settings.batch_size = size if size > 0 else None
             return True
         return False
+
+    def _with_setting_values(self, text: str) -> str:
+        """The statement with `current_setting('<a quarrydb setting>')` as its value."""
+        try:
+            tree = _parsed(text)
+        except ParseError:
+            return text  # DuckDB's to parse, and to explain
+        values = {
+            "device": self.settings.device,
+            "on_media_error": self.settings.on_media_error,
+            "optimizer": "on" if self.settings.optimizer else "off",
+            "model_batch_size": str(self.settings.batch_size or "default"),
+        }
+        return to_sql(tree) if with_setting_values(tree, values) else text
 
     def _show_models(self) -> pa.Table:
         rows = []

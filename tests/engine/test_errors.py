@@ -49,6 +49,8 @@ import quarrydb
          quarrydb.NotSupportedError, "a view cannot call a model"),
         ("DELETE FROM notes WHERE id = 1 RETURNING classify(body, ['a', 'b'])",
          quarrydb.NotSupportedError, "a model call in RETURNING"),
+        ("SELECT * FROM read_media(NULL)", quarrydb.ProgrammingError,
+         "read_media needs a file name or glob pattern, got NULL"),
     ],
 )
 def test_bad_statements_raise_clear_errors(notes, sql, error, message):

@@ -46,3 +46,53 @@ def test_fetchmany_with_a_size_that_is_not_a_number_is_a_clear_error(cur):
     with pytest.raises(quarrydb.ProgrammingError, match="number of rows"):
         cur.fetchmany()
     assert len(cur.fetchmany(2)) == 2
+
+
+def test_current_setting_reads_quarrydbs_settings_as_duckdbs_own(cur):
+    assert cur.execute("SELECT current_setting('model_batch_size')").fetchall() == [("default",)]
+    cur.execute("SET model_batch_size = 16")
+    cur.execute("SET optimizer = off")
+    cur.execute("SET on_media_error = 'raise'")
+    row = cur.execute("SELECT current_setting('MODEL_BATCH_SIZE'), current_setting('optimizer'),"
+                      " current_setting('on_media_error'), current_setting('device'),"
+                      " current_setting('threads') > 0").fetchall()
+    assert row == [("16", "off", "raise", cur._session.settings.device, True)]
+    with pytest.raises(quarrydb.ProgrammingError, match="unrecognized configuration"):
+        cur.execute("SELECT current_setting('no_such_setting')")
+
+
+def test_create_table_if_not_exists_with_a_model_call_runs_no_model_when_the_table_exists(cur):
+    cur.execute("CREATE TABLE notes AS SELECT 'the printer is on fire' AS body")
+    cur.execute("CREATE TABLE IF NOT EXISTS notes AS"
+                " SELECT classify(body, ['billing', 'bug']) AS topic FROM notes")
+    assert cur.stats.get("model_inputs", 0) == 0
+    assert cur.execute("SELECT * FROM notes").fetchall() == [("the printer is on fire",)]
+    # A temporary table of that name is another table; a view takes the name as a table does.
+    cur.execute("CREATE TEMP TABLE IF NOT EXISTS notes AS"
+                " SELECT classify(body, ['billing', 'bug']) AS topic FROM notes")
+    assert cur.stats["model_inputs"] == 1
+    label = cur.execute("SELECT classify('the printer is on fire', ['billing', 'bug'])").fetchall()
+    assert cur.execute("SELECT * FROM temp.notes").fetchall() == label
+    cur.execute("CREATE VIEW recent AS SELECT 1 AS x")
+    cur.execute("CREATE TABLE IF NOT EXISTS recent AS"
+                " SELECT classify(body, ['billing', 'bug']) AS topic FROM memory.main.notes")
+    assert cur.execute("SELECT * FROM recent").fetchall() == [(1,)]
+
+
+@pytest.mark.parametrize("statement, message", [
+    ("CREATE TABLE notes AS SELECT classify(body, ['a', 'b']) AS c FROM notes",
+     'Table with name "notes" already exists'),
+    ("CREATE TABLE recent AS SELECT classify(body, ['a', 'b']) AS c FROM notes",
+     'View with name "recent" already exists'),
+    ("INSERT INTO missing SELECT classify(body, ['a', 'b']) FROM notes",
+     "Table with name missing does not exist!"),
+])
+def test_a_write_whose_target_is_taken_or_missing_fails_before_any_model_runs(
+        cur, statement, message):
+    cur.execute("CREATE TABLE notes AS SELECT 'the printer is on fire' AS body")
+    cur.execute("CREATE VIEW recent AS SELECT 1 AS x")
+    stages = []
+    cur.set_progress(lambda *report: stages.append(report))
+    with pytest.raises(quarrydb.ProgrammingError, match=message) as raised:
+        cur.execute(statement)
+    assert "LINE" not in str(raised.value) and stages == []

@@ -1,0 +1,68 @@
+"""A write's target, checked before its model stages run.
+
+DuckDB looks at the table a `CREATE TABLE ... AS` or an `INSERT ... SELECT` writes only once its
+query has run, so a statement whose target is taken (or missing) would first run every model in
+it, for minutes on a large table, and then fail or do nothing.
+"""
+
+from __future__ import annotations
+
+import duckdb
+from sqlglot import exp
+
+from quarrydb.engine.errors import ProgrammingError
+
+# Whatever a CREATE TABLE collides with, as DuckDB names it in its error. A two-part name
+# `x.t` is schema x of the current database, or database x's schema main, as DuckDB reads it.
+_TAKEN = """
+SELECT kind FROM (
+    SELECT 'Table' AS kind, database_name, schema_name, table_name AS name FROM duckdb_tables()
+    UNION ALL
+    SELECT 'View', database_name, schema_name, view_name FROM duckdb_views()
+)
+WHERE lower(name) = lower($name)
+  AND ((database_name = $catalog AND schema_name = $schema)
+       OR ($two_part AND database_name = $schema AND schema_name = 'main'))
+"""
+
+
+def create_needs_running(con: duckdb.DuckDBPyConnection, tree: exp.Expression) -> bool:
+    """False for a `CREATE TABLE IF NOT EXISTS ... AS` whose table exists (DuckDB does nothing);
+    DuckDB's error for a plain `CREATE TABLE ... AS` whose name is taken; True otherwise."""
+    if not isinstance(tree, exp.Create) or tree.args.get("kind") != "TABLE" or tree.args.get(
+            "replace"):
+        return True
+    table = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+    if not isinstance(table, exp.Table):
+        return True
+    properties = tree.args.get("properties")
+    temporary = properties is not None and any(
+        isinstance(p, exp.TemporaryProperty) for p in properties.expressions)
+    current_catalog, current_schema = con.execute(
+        "SELECT current_database(), current_schema()").fetchall()[0]
+    taken = con.execute(_TAKEN, {
+        "name": table.name,
+        "catalog": table.catalog or ("temp" if temporary else current_catalog),
+        "schema": table.db or ("main" if temporary else current_schema),
+        "two_part": bool(table.db and not table.catalog),
+    }).fetchall()
+    if not taken:
+        return True
+    if tree.args.get("exists"):
+        return False
+    raise ProgrammingError(f'Catalog Error: {taken[0][0]} with name "{table.name}" already'
+                           " exists!")
+
+
+def check_insert_target(con: duckdb.DuckDBPyConnection, tree: exp.Expression) -> None:
+    """Raise DuckDB's own error for an INSERT into a table that does not exist."""
+    if not isinstance(tree, exp.Insert):
+        return
+    target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
+    if not isinstance(target, exp.Table):
+        return
+    name = exp.table_(target.name, target.db or None, target.catalog or None, quoted=True)
+    try:
+        con.execute(f"SELECT NULL FROM {name.sql('duckdb')} LIMIT 0").fetchall()
+    except duckdb.CatalogException as exc:  # its text, less the line of the probe's own SQL
+        raise ProgrammingError(str(exc).split("\n\nLINE ")[0]) from None
