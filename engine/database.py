@@ -103,6 +103,9 @@ class Database:
         # ... and for some that are not, the rows a diff is needed for (see PendingDiff); any
         # other is diffed whole.
         self.pending_diffs: dict[str, PendingDiff] = {}
+        # Indexes a diff found a row they cannot rank in (see UnrankableRows), and why: searches
+        # run exact without diffing again until a write may have fixed it.
+        self.unrankable: dict[str, Exception] = {}
         self.index_null_rows: dict[str, int] = {}
         self.index_infos: list[Any] | None = None  # the catalog's rows, read once
         self.orphans_dropped = False  # indexes whose table another tool dropped: at first use
@@ -118,9 +121,11 @@ class Database:
         if name is None:
             self.synced_indexes.clear()
             self.pending_diffs.clear()
+            self.unrankable.clear()
         else:
             self.synced_indexes.discard(name)
             self.pending_diffs.pop(name, None)
+            self.unrankable.pop(name, None)
 
     def file_mark(self) -> object:
         """Changes whenever DuckDB checkpoints the file (None in memory). DuckDB has no SQL for

@@ -159,6 +159,7 @@ class VectorCatalog:
         self.con.execute("COMMIT")
         self.database.index_infos = None
         self.database.loaded_indexes.pop(name, None)
+        self.database.forget_syncs(name)
         folder = self._folder(name)
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -320,6 +321,10 @@ class VectorCatalog:
             self._forget_if_checkpointed()
             if name in self.database.synced_indexes:
                 break
+            if name in self.database.unrankable:  # no write since the diff that found it
+                again = UnrankableRows(str(self.database.unrankable[name]))
+                again.index_unchanged = True
+                raise again
             pending = self.database.pending_diffs.pop(name, None) or PendingDiff(0)
             with self._dropped_if_failed(name):
                 self._sync(info, self.database.loaded_indexes[name], pending.start,
@@ -340,6 +345,8 @@ class VectorCatalog:
                 self.database.loaded_indexes.pop(name, None)
                 self.database.index_infos = None
             self.database.forget_syncs(name)
+            if exc.index_unchanged:
+                self.database.unrankable[name] = exc
             raise
         except BaseException:
             self.database.loaded_indexes.pop(name, None)
@@ -472,8 +479,10 @@ class VectorCatalog:
 
     def _add_to_pending(self, noted: NotedWrite) -> None:
         """An index left to diff later (after a checkpoint, or a write left for later) is
-        diffed on this write's rows too."""
+        diffed on this write's rows too; one a row it cannot rank left out of use is tried
+        again (the write may have fixed the row)."""
         for name in noted.names:
+            self.database.unrankable.pop(name, None)
             if name in self.database.pending_diffs:
                 self.database.pending_diffs[name].add(noted)
 

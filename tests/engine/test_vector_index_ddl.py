@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 
 import quarrydb
+from quarrydb.engine.vector_catalog import VectorCatalog
 
 ROWS, DIM = 500, 8
 PROBE = "[" + ", ".join(["0.5"] * DIM) + f"]::FLOAT[{DIM}]"
@@ -194,6 +195,32 @@ def test_a_row_written_later_that_the_index_cannot_rank(cur, metric, order):
     assert "cannot hold every row" in _strategy(cur, search)
     assert "exact scores" not in _strategy(cur, search)  # the index ordered nothing
     cur.execute("UPDATE items SET v = [1, 1, 0, 0, 0, 0, 0, 0]::FLOAT[8] WHERE id = 9999")
+    assert cur.execute(search).fetchall() == cur.execute(exact).fetchall()
+    assert "strategy search" in _strategy(cur, search)
+
+
+def test_an_index_left_out_of_use_is_not_diffed_again_until_a_write(cur, monkeypatch):
+    """Each diff reads the whole table's hashes: searches while a row the index cannot rank
+    stays run exact without one; the next write (which may fix the row) brings one more."""
+    make_table(cur)
+    cur.execute("CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'flat', metric = 'l2')")
+    search = f"SELECT id FROM items ORDER BY distance(v, {PROBE}) LIMIT 3"
+    exact = f"SELECT id FROM items ORDER BY distance(v, {PROBE}) + 0 LIMIT 3"
+    diffs = []
+    real_sync = VectorCatalog._sync
+    monkeypatch.setattr(VectorCatalog, "_sync",
+                        lambda *args, **kwargs: diffs.append(1) or real_sync(*args, **kwargs))
+    cur.execute("INSERT INTO items VALUES (9999, ['inf'::FLOAT, 1, 0, 0, 0, 0, 0, 0]::FLOAT[8])")
+    after_insert = len(diffs)
+    for _ in range(3):
+        assert cur.execute(search).fetchall() == cur.execute(exact).fetchall()
+    assert "cannot hold every row" in _strategy(cur, search)
+    assert len(diffs) == after_insert
+    cur.execute("INSERT INTO items VALUES (10000, [1, 1, 0, 0, 0, 0, 0, 0]::FLOAT[8])")
+    assert cur.execute(search).fetchall() == cur.execute(exact).fetchall()
+    assert cur.execute(search).fetchall() == cur.execute(exact).fetchall()
+    assert len(diffs) == after_insert + 1  # tried once after the write, still out of use
+    cur.execute("DELETE FROM items WHERE id = 9999")
     assert cur.execute(search).fetchall() == cur.execute(exact).fetchall()
     assert "strategy search" in _strategy(cur, search)
 
