@@ -534,10 +534,14 @@ class Session:
             return None
         return {name.lower() for name in names}
 
-    def _column_comment(self, schema: str | None, table: str, column: str) -> str | None:
-        """A column's comment, where media columns are declared ('media', 'media:image')."""
+    def _column_comment(self, schema: str | None, table: str, column: str | int
+                        ) -> str | None:
+        """A column's comment, where media columns are declared ('media', 'media:image');
+        the column by name, or by position (from 0) where an alias list renamed it."""
+        which = "column_index = ? + 1" if isinstance(column, int) else \
+            "lower(column_name) = lower(?)"
         sql = ("SELECT comment FROM duckdb_columns() WHERE lower(table_name) = lower(?)"
-               " AND lower(column_name) = lower(?) AND (? IS NULL OR schema_name = ?)")
+               f" AND {which} AND (? IS NULL OR schema_name = ?)")
         try:
             rows = self.con.execute(sql, [table, column, schema, schema]).fetchall()
         except duckdb.Error:

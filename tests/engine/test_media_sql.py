@@ -125,6 +125,28 @@ def test_a_plain_varchar_is_text_never_a_file(cur, media):
         cur.execute("SELECT embed(photo) FROM t")
 
 
+@pytest.mark.parametrize("source", [
+    "WITH x(p) AS (SELECT path FROM read_media('{g}')) SELECT p, classify(p, {L}) FROM x",
+    "SELECT p, classify(p, {L}) FROM (SELECT path FROM read_media('{g}')) x(p)",
+    "SELECT p, classify(p, {L}) FROM read_media('{g}') AS r(p)",
+    "WITH x(k, p) AS (SELECT kind, path FROM read_media('{g}')) SELECT p, classify(p, {L})"
+    " FROM x",
+    "WITH x AS (SELECT * RENAME (path AS p) FROM read_media('{g}')) SELECT p, classify(p, {L})"
+    " FROM x",
+    "WITH x(p) AS (SELECT path FROM read_media('{g}')) SELECT q, classify(q, {L}) FROM x y(q)",
+    "SELECT p, classify(p, {L}) FROM photos AS ph(p)",  # a declared column, renamed
+])
+def test_a_media_column_renamed_by_an_alias_list_stays_media(cur, media, source):
+    """Before, the renamed column was read as text: the file's name was classified."""
+    labels = "['cat', 'coffee', 'rocket', 'horse', 'motorcycle']"
+    cur.execute(f"CREATE TABLE photos AS SELECT path FROM read_media('{media.root}/images/*')")
+    cur.execute("COMMENT ON COLUMN photos.path IS 'media:image'")
+    expected = sorted(cur.execute(f"SELECT path, classify(path, {labels})"
+                                  f" FROM read_media('{media.root}/images/*')").fetchall())
+    query = source.format(g=f"{media.root}/images/*", L=labels)
+    assert sorted(cur.execute(query).fetchall()) == expected
+
+
 def test_a_declared_media_column_keeps_its_kind_across_reopen(tmp_path, media):
     database = tmp_path / "photos.quarry"
     with quarrydb.connect(database) as con:
