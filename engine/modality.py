@@ -86,8 +86,9 @@ def _from_projection(
     key: ColumnKey, query: exp.Expression, comments: CommentLookup, depth: int
 ) -> str | None:
     """Which expression of a subquery or CTE produces the column, and what it reads."""
-    if isinstance(query, exp.Union):
-        return _from_projection(key, query.left, comments, depth + 1)
+    if isinstance(query, exp.SetOperation):  # media where any branch's column is
+        return (_from_projection(key, query.left, comments, depth + 1)
+                or _from_projection(key, query.right, comments, depth + 1))
     if not isinstance(query, exp.Select):
         return None
     for position, projection in enumerate(query.expressions):

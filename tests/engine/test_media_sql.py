@@ -147,6 +147,19 @@ def test_a_media_column_renamed_by_an_alias_list_stays_media(cur, media, source)
     assert sorted(cur.execute(query).fetchall()) == expected
 
 
+def test_a_union_column_is_media_when_any_branch_is(cur, media):
+    """The first branch a literal, the second read_media's path: every row is a file (the
+    literal a missing one), not text."""
+    labels = "['cat', 'coffee', 'rocket']"
+    cur.execute(f"SELECT path, classify(path, {labels}) FROM (SELECT '/no/such.jpg' AS path"
+                f" UNION ALL SELECT path FROM read_media('{media.root}/images/*'))")
+    found = dict(cur.fetchall())
+    assert found["/no/such.jpg"] is None
+    assert cur.warnings == ["classify(): /no/such.jpg: missing file"]
+    assert [found[media.root_path(f"images/{name}.jpg")] for name in ("cat", "astronaut")] == [
+        "cat", "rocket"]
+
+
 def test_a_declared_media_column_keeps_its_kind_across_reopen(tmp_path, media):
     database = tmp_path / "photos.quarry"
     with quarrydb.connect(database) as con:
