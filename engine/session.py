@@ -49,8 +49,9 @@ from quarrydb.engine.vector_catalog import VectorCatalog
 from quarrydb.udfs import Registry, default_registry
 from quarrydb.udfs.device import default_device, validate_device
 
-ROW_COUNT_KINDS = {"INSERT", "UPDATE", "DELETE"}
-NOTED_WRITE_KINDS = ROW_COUNT_KINDS | {"COPY"}  # writes whose rows an index is kept current for
+NOTED_WRITE_KINDS = {"INSERT", "UPDATE", "DELETE", "COPY"}  # an index is kept current for
+# Statements DuckDB answers with the count of rows written (a CREATE TABLE ... AS among CREATEs).
+COUNTED_KINDS = NOTED_WRITE_KINDS | {"CREATE"}
 READ_KINDS = {"SELECT", "EXPLAIN", "PRAGMA", "SET", "VARIABLE_SET", "TRANSACTION", "UNKNOWN"}
 SEARCH_FUNCTIONS = index_scan.SEARCH_FUNCTIONS  # the orderings an index may answer
 CURRENT_SETTING = frozenset({"current_setting"})
@@ -446,11 +447,12 @@ class Session:
                     table = relation.to_arrow_table()
         except duckdb.Error as exc:
             raise from_duckdb(exc) from None
+        counted = table is not None and _is_count(table) and not statements.returns_rows(text)
+        if counted and kind in COUNTED_KINDS:  # DuckDB's count of the rows written
+            return Result(table, int(table.column(0)[0].as_py()), types=types)
         if table is None or table.num_columns == 0 or kind in NO_ROW_KINDS:
             return Result(None)
         rowcount = table.num_rows
-        if kind in ROW_COUNT_KINDS and _is_count(table) and not statements.returns_rows(text):
-            rowcount = int(table.column(0)[0].as_py())  # DuckDB's count of the rows written
         return Result(table, rowcount, types=types, exact=exact)
 
     # --- statements with model calls -----------------------------------------------------------

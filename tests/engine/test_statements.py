@@ -96,3 +96,19 @@ def test_a_write_whose_target_is_taken_or_missing_fails_before_any_model_runs(
     with pytest.raises(quarrydb.ProgrammingError, match=message) as raised:
         cur.execute(statement)
     assert "LINE" not in str(raised.value) and stages == []
+
+
+def test_copy_and_create_table_as_answer_their_row_count_as_duckdb_does(cur, tmp_path):
+    source = tmp_path / "rows.csv"
+    source.write_text("a\n1\n2\n3\n")
+    cur.execute("CREATE TABLE t (a INTEGER)")
+    assert cur.rowcount == -1
+    cur.execute(f"COPY t FROM '{source}'")
+    assert (cur.rowcount, cur.fetchall()) == (3, [(3,)])
+    cur.execute(f"COPY t TO '{tmp_path / 'out.csv'}'")
+    assert (cur.rowcount, cur.fetchall()) == (3, [(3,)])
+    cur.execute("CREATE TABLE u AS SELECT * FROM range(7)")
+    assert (cur.rowcount, cur.fetchall()) == (7, [(7,)])
+    cur.execute("CREATE TABLE labelled AS SELECT classify(a::VARCHAR || ' apples',"
+                " ['fruit', 'car']) AS topic FROM t")
+    assert (cur.rowcount, cur.fetchall()) == (3, [(3,)])
