@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,9 @@ class Connection:
 
     def __init__(self, path: str | Path = ":memory:") -> None:
         self._database = open_database(path)
+        # A connection dropped without close() lets the database go when it is collected, as
+        # DuckDB's does: the file's lock must not outlive every reference to it.
+        self._release = weakref.finalize(self, self._database.close)
         self._cursors: list[Cursor] = []
         self._closed = False
         self._default: Cursor | None = None
@@ -121,7 +125,7 @@ class Connection:
             return
         for cursor in list(self._cursors):
             cursor.close()
-        self._database.close()
+        self._release()
         self._closed = True
 
     @property

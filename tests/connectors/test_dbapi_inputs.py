@@ -3,6 +3,7 @@ quarrydb DB-API error with a clear message, never a raw OS or Python error."""
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -72,6 +73,24 @@ def test_a_database_open_in_another_process_is_said_to_be_in_use(tmp_path):
         assert "Could not set lock" in other.stdout, other.stdout + other.stderr
     with pytest.raises(quarrydb.OperationalError, match="in use by another process"):
         _use_while_held(database)
+
+
+def test_a_connection_dropped_without_close_lets_another_process_open_the_database(tmp_path):
+    """As with DuckDB's `del con`: the lock must not outlive every reference to it."""
+    database = tmp_path / "db"
+    con = quarrydb.connect(database)
+    con.execute("CREATE TABLE t AS SELECT 1 AS x")
+    cursor = con.cursor()
+    cursor.execute("SELECT * FROM t")
+    del con, cursor
+    gc.collect()
+    other = subprocess.run(
+        [sys.executable, "-c", _OPEN_IN_ANOTHER_PROCESS, str(database / DUCKDB_FILE)],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert other.stdout.strip() == "opened", other.stdout + other.stderr
+    with quarrydb.connect(database) as again:  # and this process opens it afresh
+        assert again.execute("SELECT * FROM t").fetchall() == [(1,)]
 
 
 _OPEN_IN_ANOTHER_PROCESS = """
