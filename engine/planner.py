@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
+from quarrydb.engine import outer_joins
 from quarrydb.engine.binder import MARKER_META, ModelCall
+from quarrydb.engine.call_columns import QUALIFIED_META
 from quarrydb.engine.errors import InternalError, NotSupportedError, ProgrammingError
 from quarrydb.engine.sqltree import (
     DIALECT,
@@ -219,6 +221,11 @@ def refuse_unplannable(tree: exp.Expression, calls: list[ModelCall]) -> None:
     if isinstance(tree, exp.Create) and str(tree.args.get("kind")).upper() == "VIEW":
         raise NotSupportedError("a view cannot call a model: its stages would be gone when the"
                                 " view is read (CREATE TABLE ... AS computes the values once)")
+    if isinstance(tree, exp.Create) and str(tree.args.get("kind")).upper() in ("MACRO",
+                                                                              "FUNCTION"):
+        raise NotSupportedError("a macro cannot call a model: its stages would be gone when the"
+                                " macro is used (call the model in the query that uses the"
+                                " macro, or compute the values once with CREATE TABLE ... AS)")
     reserved = next((i.name for i in tree.find_all(exp.Identifier) if is_reserved(i.name)),
                     None)
     if reserved is not None:
@@ -228,6 +235,7 @@ def refuse_unplannable(tree: exp.Expression, calls: list[ModelCall]) -> None:
         raise NotSupportedError("a model call in RETURNING is not supported: return the"
                                 " columns, then call the model in a SELECT")
     for call in calls:
+        _refuse_unreadable_place(call)
         recursive = _recursive_cte_read(call)
         if recursive is not None:
             raise NotSupportedError(
@@ -248,6 +256,39 @@ def refuse_unplannable(tree: exp.Expression, calls: list[ModelCall]) -> None:
             f" variable or a column is not supported ({written_sql(call.node)}): unnest the"
             " list and call the model on its elements, e.g. SELECT list(classify(x, L)) FROM"
             " (SELECT unnest(items) AS x), or compute the call in a subquery first")
+
+
+def _refuse_unreadable_place(call: ModelCall) -> None:
+    """Refuse calls whose inputs no input query can read: COLUMNS(...) in the arguments (it
+    would match the stage's own columns, not the table's), a call in PIVOT's ON or USING (no
+    SELECT to read its column from), one in a FROM-less LATERAL subquery over the outer row."""
+    shown = written_sql(call.node)
+    if any(c.find_ancestor(exp.Select) is call.node.find_ancestor(exp.Select)
+           for k in call.keys for c in k.find_all(exp.Columns)):
+        raise NotSupportedError(
+            f"COLUMNS(...) inside a model call is not supported ({shown}): name the column,"
+            " e.g. classify(q, L), once per column")
+    place = call.node.find_ancestor(exp.Select, exp.Pivot)
+    if isinstance(place, exp.Pivot):
+        raise NotSupportedError(
+            f"a model call in PIVOT is not supported ({shown}): pivot a subquery that computes"
+            " the call, e.g. PIVOT (SELECT *, classify(q, L) AS topic FROM t) ON topic"
+            " USING count(*)")
+    if (isinstance(place, exp.Select) and from_clause(place) is None and _is_from_item(place)
+            and any(k.find(exp.Column) for k in call.keys)):
+        raise NotSupportedError(
+            f"a model call in a LATERAL subquery with no FROM is not supported ({shown}): put"
+            " the call in the outer select, e.g. SELECT t.*, classify(body, L) AS x FROM t")
+
+
+def _is_from_item(select: exp.Select) -> bool:
+    """Whether `select` is a FROM or JOIN item of the query around it (LATERAL or not)."""
+    node = select.parent
+    while node is not None and not isinstance(node, exp.Select):
+        if isinstance(node, (exp.Lateral, exp.From, exp.Join)):
+            return True
+        node = node.parent
+    return False
 
 
 def _subquery_free_context(node: exp.Expression) -> exp.Expression | None:
@@ -324,6 +365,9 @@ def written_sql(node: exp.Expression) -> str:
     """The expression as the user wrote it (modulo spacing): functions in lower case, as DuckDB
     prints them, and input markers such as image(x) put back."""
     printed = node.copy()
+    for column in printed.find_all(exp.Column):
+        if column.meta.get(QUALIFIED_META):
+            column.set("table", None)
     for call in list(printed.find_all(exp.Anonymous)):
         marker = call.meta.get(MARKER_META)
         if marker and call.expressions:
@@ -347,7 +391,7 @@ def input_query(call: ModelCall, optimize: bool = True) -> exp.Select:
     if optimize:
         query = query.distinct()
     if isinstance(scope, exp.Select):
-        _add_select_sources(query, scope, keys, optimize)
+        _add_select_sources(query, scope, keys, optimize, call.node)
     elif isinstance(scope, WRITES):
         for i, table in enumerate(_sources(scope)):
             if i == 0:
@@ -401,9 +445,8 @@ def _local_predicates(scope: exp.Select | exp.Update | exp.Delete) -> list[exp.E
     ]
 
 
-def _add_select_sources(
-    query: exp.Select, scope: exp.Select, keys: list[exp.Expression], optimize: bool
-) -> None:
+def _add_select_sources(query: exp.Select, scope: exp.Select, keys: list[exp.Expression],
+                        optimize: bool, node: exp.Expression) -> None:
     source = from_clause(scope)
     if source is None:
         return
@@ -415,7 +458,15 @@ def _add_select_sources(
     predicates = _local_predicates(scope) if optimize or exact else []
     if not exact:  # a conjunct left out only lets more values in
         predicates = _without_aliases(predicates, scope, _model_aliases(scope))
+    in_join = outer_joins.join_holding(node, scope)
+    if in_join is not None and not outer_joins.is_plain_inner(in_join):
+        preserved = outer_joins.preserved_names(scope, in_join)
+        predicates = [p for p in predicates if outer_joins.reads_only(p, preserved)]
     used = _sources_used(keys, tables) if optimize and not exact else None
+    if used is not None and not all(isinstance(k, exp.Column) for k in keys):
+        # A table read alone has no NULL row where an outer join null-extends it.
+        extended = outer_joins.null_extended_names(scope, in_join)
+        used = None if any(t.alias_or_name in extended for t in used) else used
     if used is not None and len(used) < len(tables):
         # The call reads only some of the joined sources: read those alone (n + m, not n x m).
         for i, table in enumerate(used):
@@ -428,11 +479,9 @@ def _add_select_sources(
     else:
         query.from_(source.this.copy(), copy=False)
         for join in joins:
-            join = join.copy()
             on = join.args.get("on")
-            if on is not None and _contains_call_name(on):
-                join.set("on", exp.true())
-            query.append("joins", join)
+            relax = on is not None and _contains_call_name(on)
+            query.append("joins", outer_joins.relaxed(join) if relax else join.copy())
     _add_safe_predicates(query, predicates)
     if exact:
         group = scope.args.get("group")

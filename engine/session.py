@@ -24,6 +24,7 @@ from sqlglot.errors import ParseError
 from quarrydb.engine import index_ddl, index_scan, proxy_rule, statements, write_target
 from quarrydb.engine.align_spaces import align_similarity_spaces
 from quarrydb.engine.binder import bind_call, model_call_nodes
+from quarrydb.engine.call_columns import qualify_call_columns
 from quarrydb.engine.database import Database
 from quarrydb.engine.errors import Error, ProgrammingError, from_duckdb
 from quarrydb.engine.executor import Progress, Settings
@@ -464,6 +465,7 @@ class Session:
     def _planner(self, tree: exp.Expression) -> StagePlanner:
         inline_model_aliases(tree, lambda node: bool(model_call_nodes(node, self.registry)),
                              self._source_columns)
+        qualify_call_columns(tree, model_call_nodes(tree, self.registry), self._source_columns)
         calls = [bind_call(n, self.registry, self._constant, self._column_comment) for n in
                  model_call_nodes(tree, self.registry)]
         align_similarity_spaces(tree, calls, self.registry)
