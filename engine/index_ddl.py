@@ -23,7 +23,7 @@ _DROP = re.compile(
     rf"^\s*DROP\s+INDEX\s+(?P<exists>IF\s+EXISTS\s+)?(?P<name>{_INDEX_NAME})\s*;?\s*$",
     re.IGNORECASE)
 _SHOW = re.compile(r"^\s*SHOW\s+INDEXES\s*;?\s*$", re.IGNORECASE)
-_OPTION = re.compile(r"^\s*(\w+)\s*=\s*(?:'([^']*)'|([\w.]+))\s*$")
+_OPTION = re.compile(r"^\s*(\w+)\s*=\s*(?:'([^']*)'|([-+\w.]+))\s*$")
 
 
 @dataclass

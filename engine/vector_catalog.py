@@ -127,9 +127,15 @@ class VectorCatalog:
         table = statement.table
         try:
             expression = sqlglot.parse_one(statement.expression, dialect=DIALECT)
+        except sqlglot.errors.ParseError as exc:
+            problem = ("an index reads one vector expression" if "," in statement.expression
+                       else exc.errors[0]["description"] if exc.errors else "malformed")
+            raise ProgrammingError(f"cannot index {statement.expression} on {table}: {problem}"
+                                   ) from None
+        try:
             rows = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
             hidden = self._hides_row_ids(table)
-        except (sqlglot.errors.ParseError, duckdb.Error) as exc:
+        except duckdb.Error as exc:
             raise ProgrammingError(f"cannot index {statement.expression} on {table}: {exc}") \
                 from None
         if hidden:
@@ -743,8 +749,8 @@ def _options(given: dict[str, str], rows: int) -> IndexOptions:
         try:
             values[key] = type(default)(value)
         except ValueError:
-            raise ProgrammingError(f"index option {key} must be a {type(default).__name__},"
-                                   f" got {value!r}") from None
+            kind = "an integer" if isinstance(default, int) else f"a {type(default).__name__}"
+            raise ProgrammingError(f"index option {key} must be {kind}, got {value!r}") from None
     values.setdefault("kind", "auto")
     options = IndexOptions(**values)  # type: ignore[arg-type]
     try:  # "auto" becomes a kind once the rows are counted: the other options now

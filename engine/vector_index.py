@@ -132,6 +132,9 @@ class VectorIndex:
             options.nlist = nlist
             quantizer = faiss.IndexFlatL2(dim) if options.metric == "l2" else faiss.IndexFlatIP(dim)
             inner = faiss.IndexIVFFlat(quantizer, dim, nlist, metric)
+            # FAISS warns on stderr below 39 points a list; a small table's lists are few
+            # points each by design (nlist is chosen from the row count).
+            inner.cp.min_points_per_centroid = 1
             inner.train(vectors if len(vectors) else np.zeros((nlist, dim), dtype=np.float32))
             # IVF keeps the ids itself (an id map over it goes wrong after a removal: the map
             # is compacted, IVF's own numbers are not), and a hash map from id to vector lets
