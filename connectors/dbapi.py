@@ -199,8 +199,10 @@ class Cursor:
                 "executemany needs a sequence of parameter sets (each a sequence or a mapping),"
                 f" not {type(seq_of_params).__name__}"
             )
+        param_sets = list(seq_of_params)
+        self._live_session().run_calls_ahead(sql, _well_formed(param_sets))
         total = 0
-        for params in seq_of_params:
+        for params in param_sets:
             self.execute(sql, params)
             total += max(self.rowcount, 0)
         if self._result is not None:
@@ -403,6 +405,17 @@ def _as_duckdb_typed(con: duckdb.DuckDBPyConnection, table: pa.Table,
                else duckdb.ColumnExpression(name).cast(wanted)
                for name, read, wanted in zip(names, relation.types, types)]
     return relation.select(*columns)
+
+
+def _well_formed(param_sets: list[Any]) -> list[Params]:
+    """The parameter sets that are sequences or mappings (a bad one is reported at its row)."""
+    checked = []
+    for params in param_sets:
+        try:
+            checked.append(_checked_params(params))
+        except ProgrammingError:
+            pass
+    return checked
 
 
 def _checked_params(params: Any) -> Params:

@@ -21,7 +21,14 @@ from duckdb.sqltypes import DuckDBPyType
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from quarrydb.engine import index_ddl, index_scan, proxy_rule, statements, write_target
+from quarrydb.engine import (
+    index_ddl,
+    index_scan,
+    many_params,
+    proxy_rule,
+    statements,
+    write_target,
+)
 from quarrydb.engine.align_spaces import align_similarity_spaces
 from quarrydb.engine.binder import bind_call, model_call_nodes
 from quarrydb.engine.call_columns import qualify_call_columns
@@ -105,6 +112,21 @@ class Session:
 
     def close(self) -> None:
         self.con.close()
+
+    def run_calls_ahead(self, sql: str, param_sets: list[Params]) -> None:
+        """For executemany: compute the statement's model calls that read parameters alone for
+        every parameter set at once (see many_params); each row's statement then finds its
+        values cached. A mistake is left for the row whose statement makes it to report."""
+        if (len(param_sets) < 2 or not isinstance(sql, str)
+                or not statements.mentions_any(sql, self.registry.function_names)):
+            return
+        try:
+            tree = _parsed(sql)
+            nodes = model_call_nodes(tree, self.registry)
+            for statement in many_params.batched_calls_sql(tree, nodes, param_sets):
+                self.execute(statement)
+        except (Error, ParseError, ValueError, TypeError):
+            return
 
     def execute(self, sql: str, params: Params = None) -> Result:
         if not isinstance(sql, str):

@@ -55,8 +55,9 @@ def create_needs_running(con: duckdb.DuckDBPyConnection, tree: exp.Expression) -
 
 
 def check_insert_target(con: duckdb.DuckDBPyConnection, tree: exp.Expression) -> None:
-    """Raise DuckDB's own error for an INSERT into a table that does not exist."""
-    if not isinstance(tree, exp.Insert):
+    """Raise DuckDB's own error for an INSERT ... SELECT into a table that does not exist (an
+    INSERT ... VALUES runs its models on a row or two: not worth a query each time)."""
+    if not isinstance(tree, exp.Insert) or isinstance(tree.expression, exp.Values):
         return
     target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
     if not isinstance(target, exp.Table):

@@ -163,3 +163,29 @@ def test_executemany_takes_a_generator_and_a_numpy_matrix(cur):
     cur.executemany("INSERT INTO t VALUES (?, ?)", np.array([[7, 8], [9, 10]]))
     assert cur.rowcount == 2
     assert cur.execute("SELECT sum(a), sum(b) FROM t").fetchone() == (19, 21)
+
+
+def test_executemany_runs_the_model_once_for_every_parameter_set(cur):
+    """A model call over parameters alone is computed for all rows in one batched stage before
+    the rows' statements run: each then finds its value cached (one model call per row before)."""
+    texts = [f"ticket {i}: the invoice total is wrong" for i in range(6)] + ["the app crashes"]
+    cur.execute("CREATE TABLE notes (id INTEGER, body VARCHAR, v FLOAT[384], topic VARCHAR)")
+    cur.executemany("INSERT INTO notes (id, body, v) VALUES (?, ?, embed(?))",
+                    [(i, text, text) for i, text in enumerate(texts)])
+    assert cur.rowcount == len(texts)
+    assert (cur.stats["model_inputs"], cur.stats["cache_hits"]) == (0, 1)
+    cur.executemany("UPDATE notes SET topic = classify($body, ['billing', 'bug']) WHERE id = $id",
+                    [{"id": i, "body": text} for i, text in enumerate(texts)])
+    assert (cur.stats["model_inputs"], cur.stats["cache_hits"]) == (0, 1)
+    stored = cur.execute("SELECT body, v, topic FROM notes ORDER BY id").fetchall()
+    fresh = cur.execute("SELECT body, embed(body), classify(body, ['billing', 'bug']) FROM notes"
+                        " ORDER BY id").fetchall()
+    assert stored == fresh
+
+
+def test_executemany_with_a_model_call_still_stops_at_the_row_that_fails(cur):
+    cur.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, v FLOAT[384])")
+    with pytest.raises(quarrydb.IntegrityError):
+        cur.executemany("INSERT INTO notes VALUES (?, embed(?))",
+                        [(1, "one"), (2, "two"), (1, "one again"), (3, "three")])
+    assert cur.execute("SELECT id FROM notes ORDER BY id").fetchall() == [(1,), (2,)]
