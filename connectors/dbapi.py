@@ -41,8 +41,8 @@ DUCKDB_BLOCK = 2048
 class Connection:
     """An open database. Use as a context manager to close it at the end of a block."""
 
-    def __init__(self, path: str | Path = ":memory:") -> None:
-        self._database = open_database(path)
+    def __init__(self, path: str | Path = ":memory:", read_only: bool = False) -> None:
+        self._database = open_database(path, read_only)
         # A connection dropped without close() lets the database go when it is collected, as
         # DuckDB's does: the file's lock must not outlive every reference to it.
         self._release = weakref.finalize(self, self._database.close)
@@ -436,8 +436,10 @@ def _checked_params(params: Any) -> Params:
     )
 
 
-def connect(path: str | Path = ":memory:") -> Connection:
+def connect(path: str | Path = ":memory:", read_only: bool = False) -> Connection:
     """Open a database: `:memory:` (the default, or "") keeps nothing; a path is a database
-    directory. Raises OperationalError when it cannot be opened (a file in the way, in use by
-    another process, ...) and ProgrammingError for a path that is not a str or Path."""
-    return Connection(path)
+    directory. `read_only`, as DuckDB's: nothing is written (writes are refused, model results
+    are not cached, indexes are searched as saved), and other processes may read it too.
+    Raises OperationalError when it cannot be opened (a file in the way, in use by another
+    process, ...) and ProgrammingError for a path that is not a str or Path."""
+    return Connection(path, read_only)

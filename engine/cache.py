@@ -34,6 +34,15 @@ class ResultCache:
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
+        self._writable: bool | None = None  # asked of DuckDB at the first store
+
+    def writable(self) -> bool:
+        """False on a database opened read-only: its results are computed, not kept."""
+        if self._writable is None:
+            self._writable = not self.con.execute(
+                "SELECT readonly FROM duckdb_databases() WHERE database_name ="
+                " current_database()").fetchall()[0][0]
+        return self._writable
 
     def lookup(self, key: str, hashes: Iterable[str]) -> dict[str, bytes]:
         wanted = pa.table({"input_hash": pa.array(list(hashes), type=pa.string())})
@@ -51,7 +60,7 @@ class ResultCache:
         return dict(rows)
 
     def store(self, key: str, items: dict[str, bytes]) -> None:
-        if not items:
+        if not items or not self.writable():
             return
         batch = pa.table(
             {

@@ -83,17 +83,26 @@ CREATE OR REPLACE TEMP MACRO read_media(pattern) AS TABLE
 class Database:
     """An open database: embedded, in memory or in a directory."""
 
-    def __init__(self, path: str | Path = MEMORY) -> None:
+    def __init__(self, path: str | Path = MEMORY, read_only: bool = False) -> None:
         self.path = database_path(path)
         self.directory: Path | None = None
         self._file_handle: int | None = None  # see file_mark
+        # Read-only: nothing is written (no result cached, no index saved), as DuckDB's own
+        # read_only; several processes may then read one database at once.
+        self.read_only = read_only
         if self.path == MEMORY:
+            if read_only:
+                raise ProgrammingError("an in-memory database cannot be read-only: it starts"
+                                       " empty (open a database directory read-only)")
             self.duck = duckdb.connect(MEMORY)
             self.duck.execute(_INTERNAL_TABLES)
         else:
             self.directory = Path(self.path).expanduser()
-            _prepare_directory(self.directory)
-            self.duck = _open_duckdb(self.path, self.directory / DUCKDB_FILE)
+            if read_only:
+                _check_existing(self.directory)
+            else:
+                _prepare_directory(self.directory)
+            self.duck = _open_duckdb(self.path, self.directory / DUCKDB_FILE, read_only)
             self._file_handle = os.open(self.directory / DUCKDB_FILE, os.O_RDONLY)
         self.name = self.duck.execute("SELECT current_database()").fetchall()[0][0]  # "quarry"
         # Vector indexes loaded in this process, and those diffed against their table since
@@ -103,8 +112,9 @@ class Database:
         # ... and for some that are not, the rows a diff is needed for (see PendingDiff); any
         # other is diffed whole.
         self.pending_diffs: dict[str, PendingDiff] = {}
-        # Indexes a diff found a row they cannot rank in (see UnrankableRows), and why: searches
-        # run exact without diffing again until a write may have fixed it.
+        # Indexes out of use (see IndexOutOfUse: a row they cannot rank, or read-only and
+        # behind their table), and why: searches run exact, without diffing again, until a
+        # write may have changed that.
         self.unrankable: dict[str, Exception] = {}
         self.index_null_rows: dict[str, int] = {}
         self.index_infos: list[Any] | None = None  # the catalog's rows, read once
@@ -173,16 +183,22 @@ _SHARED: dict[Path, Database] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def open_database(path: str | Path = MEMORY) -> Database:
-    """The process's Database at `path`, opened on first use; `:memory:` is new each time."""
+def open_database(path: str | Path = MEMORY, read_only: bool = False) -> Database:
+    """The process's Database at `path`, opened on first use; `:memory:` is new each time.
+    DuckDB opens a file one way in a process: read-only, or to write."""
     path = database_path(path)
     if path == MEMORY:
-        return Database(path)
+        return Database(path, read_only)
     with _SHARED_LOCK:
         key = _key(Path(path).expanduser())
         database = _SHARED.get(key)
         if database is None:
-            database = _SHARED[key] = Database(path)
+            database = _SHARED[key] = Database(path, read_only)
+        elif database.read_only != read_only:
+            way = "read-only" if database.read_only else "to write"
+            raise OperationalError(
+                f"database {path!r} is open {way} in this process already: DuckDB opens a"
+                " file one way per process (close those connections first)")
         else:
             database.users += 1
         return database
@@ -219,13 +235,15 @@ def in_use_or_unopenable(path: str, exc: Exception) -> OperationalError:
     return OperationalError(f"cannot open database {path!r}: {exc}")
 
 
-def _open_duckdb(path: str, file: Path) -> duckdb.DuckDBPyConnection:
+def _open_duckdb(path: str, file: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
     """The DuckDB file with the engine's tables in it (their creation is the first write,
-    where another process's lock on the write-ahead log shows)."""
+    where another process's lock on the write-ahead log shows; read-only, they are there)."""
     try:
-        duck = duckdb.connect(str(file))
+        duck = duckdb.connect(str(file), read_only=read_only)
     except duckdb.Error as exc:
         raise in_use_or_unopenable(path, exc) from None
+    if read_only:
+        return duck
     try:
         duck.execute(_INTERNAL_TABLES)
     except duckdb.Error as exc:
@@ -245,6 +263,18 @@ def _prepare_directory(directory: Path) -> None:
         raise OperationalError(
             f"cannot open database {str(directory)!r}: {reason}{where}"
         ) from None
+
+
+def _check_existing(directory: Path) -> None:
+    """A database directory opened read-only must exist, and be ours: nothing is created."""
+    if not (directory / FORMAT_FILE).exists() or not (directory / DUCKDB_FILE).exists():
+        raise OperationalError(
+            f"cannot open database {str(directory)!r} read-only: there is no quarrydb database"
+            " there (open it once without read_only to create it)")
+    try:
+        _check_format(directory, directory / FORMAT_FILE)
+    except OSError as exc:
+        raise OperationalError(f"cannot open database {str(directory)!r}: {exc}") from None
 
 
 def _create_or_check(directory: Path) -> None:

@@ -38,7 +38,7 @@ from quarrydb.engine.sqltree import (
     to_sql,
     with_clause,
 )
-from quarrydb.engine.vector_catalog import IndexInfo, UnrankableRows, VectorCatalog
+from quarrydb.engine.vector_catalog import IndexInfo, IndexOutOfUse, VectorCatalog
 from quarrydb.engine.vector_index import VectorIndex, in_set
 
 EXACT_MAX_ROWS = 2000
@@ -154,8 +154,8 @@ def candidates(query: IndexQuery, catalog: VectorCatalog, probe_vector: np.ndarr
     """The rows the index proposes, best first; None: run the query as written (exact)."""
     try:
         index = catalog.current(query.info.name)
-    except UnrankableRows as exc:  # a row written since: DuckDB ranks it, the index cannot
-        query.strategy = f"exact (the index cannot hold every row: {exc})"
+    except IndexOutOfUse as exc:  # e.g. a row written since: DuckDB ranks it, the index not
+        query.strategy = f"exact ({exc.why}: {exc})"
         return None
     if (probe_vector.ndim != 1 or len(probe_vector) != index.dim
             or not np.isfinite(probe_vector).all()

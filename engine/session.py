@@ -495,6 +495,9 @@ class Session:
         return StagePlanner(tree, calls, self.registry, prefix, self.settings.optimizer)
 
     def _run_with_models(self, tree: exp.Expression, kind: str) -> Result:
+        if self.database.read_only and kind not in READ_KINDS:
+            raise ProgrammingError(f"cannot run {kind}: the database is open read-only (its"
+                                   " model calls were not run)")
         if not write_target.create_needs_running(self.con, tree):
             return Result(None)
         write_target.check_insert_target(self.con, tree)

@@ -73,13 +73,30 @@ SYNC_ATTEMPTS = 3
 RunSql = Callable[[str], pa.Table]
 
 
-class UnrankableRows(ProgrammingError):
-    """Rows an index cannot hold as DuckDB ranks them: a NaN or an infinity under `ip` or
-    `l2`, a vector of another length. CREATE INDEX refuses them; written later, they leave the
-    index out of use (searches run exact: DuckDB's answer, or its error) until they are fixed.
-    `index_unchanged`: raised before the loaded index was changed, which then stays loaded."""
+class IndexOutOfUse(ProgrammingError):
+    """An index that cannot answer for its table as it is: searches run exact (DuckDB's answer,
+    or its error) until a write brings it back. `index_unchanged`: raised before the loaded
+    index was changed, which then stays loaded. `why`: what EXPLAIN says of it."""
 
     index_unchanged = False
+    why = "the index is out of use"
+
+
+class UnrankableRows(IndexOutOfUse):
+    """Rows an index cannot hold as DuckDB ranks them: a NaN or an infinity under `ip` or
+    `l2`, a vector of another length. CREATE INDEX refuses them; written later, they leave the
+    index out of use until they are fixed."""
+
+    why = "the index cannot hold every row"
+
+
+class IndexBehindTable(IndexOutOfUse):
+    """Rows changed since the index was saved (by another tool), on a database open read-only:
+    the index cannot be brought up to date, so it is not used (a rebuild waits for a
+    connection that may write)."""
+
+    why = "the index is behind its table, and a read-only connection cannot update it"
+    index_unchanged = True
 
 
 @dataclass
@@ -104,6 +121,8 @@ class VectorCatalog:
         self.con = con
         self.run_sql = run_sql
         self.in_transaction = False  # this connection's: BEGIN ... COMMIT (see Session)
+        if database.read_only:
+            return  # the tables are there (or no index ever was); nothing is dropped
         con.execute(TABLES)
         if not database.orphans_dropped:
             with database.lock:
@@ -118,7 +137,12 @@ class VectorCatalog:
             raise ProgrammingError(f"{what} cannot run inside a transaction: an index changes"
                                    " in a transaction of its own (COMMIT or ROLLBACK first)")
 
+    def _writable(self, what: str) -> None:
+        if self.database.read_only:
+            raise ProgrammingError(f"{what} cannot run: the database is open read-only")
+
     def create(self, statement: CreateIndex) -> None:
+        self._writable("CREATE INDEX")
         self._outside_transactions("CREATE INDEX ... USING faiss")
         if self.info(statement.name) is not None:
             if statement.if_not_exists:
@@ -157,6 +181,7 @@ class VectorCatalog:
         info = self.info(name)
         if info is None:
             return False
+        self._writable("DROP INDEX")
         self._outside_transactions("DROP INDEX")
         name = info.name  # as created: names compare without case, as DuckDB's do
         self.con.execute("BEGIN TRANSACTION")
@@ -174,7 +199,7 @@ class VectorCatalog:
     def drop_orphans(self) -> None:
         """Indexes whose table is gone (DROP TABLE, DROP SCHEMA ... CASCADE, or another tool)
         are dropped with it, as DuckDB drops its own."""
-        if not self.all() or self.in_transaction:
+        if not self.all() or self.in_transaction or self.database.read_only:
             return  # in a transaction: at COMMIT (a ROLLBACK brings the table back)
         for info in list(self.all()):
             if not self._table_exists(info.table):
@@ -185,7 +210,7 @@ class VectorCatalog:
         takes) are dropped with the table they indexed, as DuckDB drops its own: the new table
         is another one, perhaps of other vectors. A table is told from its replacement by
         DuckDB's object id, kept in memory only: DuckDB gives ids anew when a file is opened."""
-        if not self.all() or self.in_transaction:
+        if not self.all() or self.in_transaction or self.database.read_only:
             return  # in a transaction: at COMMIT (a ROLLBACK keeps the table)
         seen, now = self.database.index_table_oids, self._table_oids()
         for name, (key, oid) in list(now.items()):
@@ -279,7 +304,12 @@ class VectorCatalog:
     def all(self) -> list[IndexInfo]:
         """Every index (read once, then kept until an index is created, changed or dropped)."""
         if self.database.index_infos is None:
-            rows = self.con.execute(f"SELECT * FROM {INDEXES} ORDER BY name").fetchall()
+            try:
+                rows = self.con.execute(f"SELECT * FROM {INDEXES} ORDER BY name").fetchall()
+            except duckdb.CatalogException:
+                if not self.database.read_only:
+                    raise
+                rows = []  # read-only, and no index was ever created here
             self.database.index_infos = [_info(row) for row in rows]
         return self.database.index_infos
 
@@ -316,9 +346,18 @@ class VectorCatalog:
 
     def _current(self, info: IndexInfo) -> VectorIndex:
         name = info.name
+        if name in self.database.unrankable:  # no write since the diff that found it
+            found = self.database.unrankable[name]
+            again = type(found)(str(found))
+            again.index_unchanged = True
+            raise again
         if name not in self.database.loaded_indexes:
             self._forget_if_checkpointed()  # before a rebuild: it reads the row ids as they are
             loaded = self._load(info)
+            if loaded is None and self.database.read_only:
+                behind = IndexBehindTable("its saved file is missing, damaged or stale")
+                self.database.unrankable[name] = behind
+                raise behind
             if loaded is None:  # missing, damaged or stale file: rebuild from DuckDB
                 self._rebuild(info)
             else:
@@ -327,10 +366,6 @@ class VectorCatalog:
             self._forget_if_checkpointed()
             if name in self.database.synced_indexes:
                 break
-            if name in self.database.unrankable:  # no write since the diff that found it
-                again = UnrankableRows(str(self.database.unrankable[name]))
-                again.index_unchanged = True
-                raise again
             pending = self.database.pending_diffs.pop(name, None) or PendingDiff(0)
             with self._dropped_if_failed(name):
                 self._sync(info, self.database.loaded_indexes[name], pending.start,
@@ -346,7 +381,7 @@ class VectorCatalog:
         the files it names (and diffed) when next used."""
         try:
             yield
-        except UnrankableRows as exc:
+        except IndexOutOfUse as exc:
             if not exc.index_unchanged:
                 self.database.loaded_indexes.pop(name, None)
                 self.database.index_infos = None
@@ -532,6 +567,9 @@ class VectorCatalog:
         gone = vanished["vid"].astype(np.int64)
         if not len(gone) and not fresh.num_rows:
             return
+        if self.database.read_only:
+            raise IndexBehindTable("its table was written since it was saved (by another"
+                                   " tool, or a write that did not finish)")
         moved, gone, fresh = _moved_rows(gone, vanished["key_hash"].astype(np.uint64), fresh)
         try:  # before the index changes: a row it cannot hold leaves it as it was
             row_ids, hashes, vectors = self._vectors(info, fresh)
