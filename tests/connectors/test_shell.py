@@ -4,6 +4,13 @@ the end of the input, and says in its exit status whether a statement failed."""
 from __future__ import annotations
 
 import io
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -22,10 +29,10 @@ def run_shell(monkeypatch, capsys, *args: str, stdin: str = "") -> tuple[int, st
 
 
 def column_names(out: str) -> list[str]:
-    """The heading of each table printed, in order."""
+    """The heading of each table printed (one column each), in order: the line under a box's
+    top, as DuckDB's renderer draws it."""
     lines = out.splitlines()
-    return [lines[i + 1].strip("| ").strip() for i, line in enumerate(lines[:-1])
-            if line.startswith("+") and (i == 0 or not lines[i - 1].startswith("|"))]
+    return [lines[i + 1].strip("│ ") for i, line in enumerate(lines[:-1]) if line.startswith("┌")]
 
 
 def test_command_prints_every_statements_result_in_order(monkeypatch, capsys):
@@ -96,3 +103,124 @@ def test_the_command_runs_against_a_database_directory(monkeypatch, capsys, tmp_
     assert status == 0
     status, out, _ = run_shell(monkeypatch, capsys, database, "-c", "SELECT answer FROM t")
     assert status == 0 and "42" in out
+
+
+def test_dot_commands_may_end_with_a_semicolon(monkeypatch, capsys, tmp_path):
+    database = str(tmp_path / "db")
+    run_shell(monkeypatch, capsys, database, "-c", "CREATE TABLE notes AS SELECT 1 AS id")
+    script = ".tables;\n.nonsense;\nSELECT 1 AS a;\n.quit;\nSELECT 2 AS b;\n"
+    status, out, err = run_shell(monkeypatch, capsys, database, stdin=script)
+    assert status == 1  # the unknown command; .quit ends the input there
+    assert column_names(out) == ["name", "a"] and "notes" in out
+    assert err == "Error: unknown command .nonsense (.help lists them)\n"
+
+
+def test_quit_with_a_semicolon_exits_0(monkeypatch, capsys):
+    status, out, err = run_shell(monkeypatch, capsys, stdin="SELECT 1 AS a;\n.quit;\n")
+    assert (status, err, column_names(out)) == (0, "", ["a"])
+
+
+def test_command_runs_dot_commands(monkeypatch, capsys, tmp_path):
+    database = str(tmp_path / "db")
+    run_shell(monkeypatch, capsys, database, "-c", "CREATE TABLE notes AS SELECT 1 AS id")
+    status, out, err = run_shell(monkeypatch, capsys, database, "-c", ".tables")
+    assert (status, err) == (0, "")
+    assert column_names(out) == ["name"] and "notes" in out
+    status, out, err = run_shell(monkeypatch, capsys, database, "-c",
+                                 "SELECT 1 AS a;\n.tables;\n.nonsense\nSELECT 2 AS b")
+    assert status == 1 and column_names(out) == ["a", "name"]  # stops at the first error
+
+
+# Ctrl-C, for real: the shell runs in a process of its own, which gets SIGINT.
+SHELL = [sys.executable, "-c", "import sys; from quarrydb.connectors.shell import main;"
+         " sys.exit(main())"]
+FOREVER = "SELECT sum(hash(a)) FROM range(100000000000) t(a);"  # a plain DuckDB query
+MANY_EMBEDDINGS = "SELECT count(embed(a::VARCHAR || ' x')) FROM range(200000) t(a);"
+
+
+def start_shell(*args: str, **streams) -> subprocess.Popen:
+    """The shell, with Python's Ctrl-C handler (a test runner may have SIGINT ignored, and a
+    process started so would ignore it too)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen([*SHELL, *args], env=env, **streams,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+def read_until(fd: int, marker: str, seen: list[bytes], timeout: float = 60) -> str:
+    """What the shell wrote to `fd` until `marker`, after what `seen` holds (kept there)."""
+    deadline = time.monotonic() + timeout
+    while marker.encode() not in b"".join(seen) and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:  # the shell is gone
+                break
+            if not chunk:
+                break
+            seen.append(chunk)
+    text = b"".join(seen).decode(errors="replace")
+    assert marker in text, f"no {marker!r} in {text!r}"
+    seen[:] = [text.split(marker, 1)[1].encode()]
+    return text.split(marker, 1)[0] + marker
+
+
+def test_ctrl_c_stops_the_statement_and_the_prompt_comes_back():
+    controller, terminal = pty.openpty()
+    shell_process = start_shell(stdin=terminal, stdout=terminal, stderr=terminal)
+    os.close(terminal)
+    seen: list[bytes] = []
+    try:
+        read_until(controller, "quarrydb> ", seen)
+        for statement in (FOREVER, MANY_EMBEDDINGS):
+            os.write(controller, f"{statement}\n".encode())
+            read_until(controller, statement, seen)  # echoed as the shell reads it: it runs
+            time.sleep(1)
+            shell_process.send_signal(signal.SIGINT)
+            said = read_until(controller, "quarrydb> ", seen)
+            assert said.split() == ["Error:", "Interrupted", "quarrydb>"]
+            os.write(controller, b"SELECT 41 + 1 AS answer;\n")
+            assert "42" in read_until(controller, "quarrydb> ", seen)  # the connection works
+        os.write(controller, b".quit\n")
+        assert shell_process.wait(30) == 0
+    finally:
+        shell_process.kill()
+        shell_process.wait()
+        for stream in (shell_process.stdout, shell_process.stderr):
+            if stream is not None:
+                stream.close()
+        os.close(controller)
+
+
+@pytest.mark.parametrize("how", ["piped", "command"])
+def test_ctrl_c_ends_a_script_with_a_short_message(how):
+    script = f"SELECT 'go' AS started;\n{FOREVER}\nSELECT 'never' AS after;\n"
+    args = ("-c", script) if how == "command" else ()
+    shell_process = start_shell(*args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+    try:
+        if how == "piped":
+            shell_process.stdin.write(script.encode())
+        shell_process.stdin.close()
+        read_until(shell_process.stdout.fileno(), "go", [])  # the next statement runs
+        time.sleep(1)
+        shell_process.send_signal(signal.SIGINT)
+        assert shell_process.wait(60) == 130  # 128 + SIGINT
+        assert shell_process.stderr.read().decode() == "Error: Interrupted\n"
+        assert b"never" not in shell_process.stdout.read()
+    finally:
+        shell_process.kill()
+        shell_process.wait()
+        for stream in (shell_process.stdout, shell_process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_read_only_opens_an_existing_database_without_writing(monkeypatch, capsys, tmp_path):
+    database = str(tmp_path / "notes.quarry")
+    run_shell(monkeypatch, capsys, database, "-c", "CREATE TABLE notes AS SELECT 1 AS id")
+    status, out, err = run_shell(monkeypatch, capsys, database, "--read-only", "-c",
+                                 "SELECT id FROM notes; INSERT INTO notes VALUES (2)")
+    assert (status, column_names(out)) == (1, ["id"])
+    assert "read-only" in err
+    status, _, err = run_shell(monkeypatch, capsys, str(tmp_path / "none"), "--read-only")
+    assert status == 1 and "no quarrydb database there" in err
