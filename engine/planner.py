@@ -117,6 +117,8 @@ class StagePlanner:
         """Groups whose input queries need no pending call, predicates first."""
         found = []
         for identity, group in self.pending.items():
+            if _waits_for_outer_join(group, self.registry):
+                continue
             inputs = [input_query(call, self.optimize) for call in group]
             if not any(_has_model_call(q, self.registry) for q in inputs):
                 found.append(Candidate(identity, group, inputs))
@@ -524,6 +526,29 @@ def _add_safe_predicates(query: exp.Select, predicates: list[exp.Expression]) ->
     safe = [p.copy() for p in predicates if not _contains_call_name(p)]
     if safe:
         query.where(exp.and_(*safe), copy=False)
+
+
+def _waits_for_outer_join(group: list[ModelCall], registry: Registry) -> bool:
+    """Whether a call of the group reads a query with an outer join whose ON holds a pending
+    call of another group: until that call is a lookup, the join's ON would be relaxed to TRUE
+    in this group's input query, and a join ON TRUE null-extends no row (the inputs would miss
+    `coalesce(b.q, 'none')` where b found no match). The ON's call never waits for this one."""
+    own_joins = set()
+    scopes = []
+    for call in group:
+        scope = call.node.find_ancestor(exp.Select)
+        if scope is not None:
+            scopes.append(scope)
+            holding = outer_joins.join_holding(call.node, scope)
+            if holding is not None:
+                own_joins.add(id(holding))
+    for scope in scopes:
+        for join in scope.args.get("joins") or []:
+            on = join.args.get("on")
+            if (id(join) not in own_joins and not outer_joins.is_plain_inner(join)
+                    and on is not None and _has_model_call(on, registry)):
+                return True
+    return False
 
 
 def _contains_call_name(node: exp.Expression) -> bool:

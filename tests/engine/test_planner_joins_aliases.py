@@ -91,6 +91,21 @@ def test_call_over_a_null_extended_table_sees_its_nulls(ab):
     assert _both_ways(ab, query) == expected
 
 
+def test_a_call_over_the_null_side_waits_for_the_call_in_the_outer_joins_on(ab):
+    """The WHERE's call reads b's NULLs, which the LEFT JOIN gives only once its ON's call is a
+    lookup: read first (ON relaxed to TRUE), its inputs missed them. The first run happened to
+    order the calls right; a second run (all cached) or the baseline did not."""
+    query = (f"SELECT a.id FROM a LEFT JOIN b ON a.id = b.bid AND classify(b.q, {L}) = 'billing'"
+             f" WHERE classify(coalesce(b.q, 'I want my money back'), {L}) = 'billing'"
+             " ORDER BY 1")
+    _, plain = _rows(ab, f"SELECT 1, classify('I want my money back', {L})")[0]
+    expected = _rows(ab, "SELECT la.id FROM la LEFT JOIN lb ON la.id = lb.bid AND lb.k ="
+                         f" 'billing' WHERE coalesce(lb.k, '{plain}') = 'billing' ORDER BY 1")
+    assert expected  # the case: some rows of a found no billing match
+    for _ in range(2):
+        assert _both_ways(ab, query) == expected
+
+
 # --- a select alias that reuses a column's name --------------------------------------------------
 
 
