@@ -186,7 +186,7 @@ class Session:
             return Result(None)
         if statements.is_show_models(text):
             return Result(self._show_models())
-        if statements.mentions_any(text, CURRENT_SETTING):
+        if statement.kind == "SELECT" and statements.mentions_any(text, CURRENT_SETTING):
             statement = statements.Statement(self._with_setting_values(text), statement.kind)
             text = statement.text
         index_result = self._index_statement(text)

@@ -1,8 +1,9 @@
 """`current_setting('model_batch_size')` and the other quarrydb settings, answered in SQL.
 
 DuckDB's current_setting() knows only DuckDB's settings; quarrydb's own (SET device, ...) live in
-the session. A call naming one of them becomes that value, as a VARCHAR literal, before DuckDB
-sees the statement; every other call stays DuckDB's.
+the session. In a SELECT, a call naming one of them becomes that value, as a VARCHAR literal,
+before DuckDB sees the statement; every other call stays DuckDB's. Not in a view or macro
+(the value would be frozen into it), nor in EXPLAIN or PREPARE: DuckDB's error stands there.
 """
 
 from __future__ import annotations
@@ -21,7 +22,12 @@ def with_setting_values(tree: exp.Expression, values: dict[str, str]) -> bool:
         if not (isinstance(name, exp.Literal) and name.is_string):
             continue
         value = values.get(name.this.lower())
-        if value is not None:
-            call.replace(exp.cast(exp.Literal.string(value), exp.DataType.Type.VARCHAR))
-            replaced = True
+        if value is None:
+            continue
+        literal: exp.Expression = exp.cast(exp.Literal.string(value), exp.DataType.Type.VARCHAR)
+        if isinstance(call.parent, exp.Select) and call.arg_key == "expressions":
+            # a column of its own: named as DuckDB names it, not by the literal
+            literal = exp.alias_(literal, f"current_setting('{name.this}')", quoted=True)
+        call.replace(literal)
+        replaced = True
     return replaced

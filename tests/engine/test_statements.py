@@ -59,6 +59,11 @@ def test_current_setting_reads_quarrydbs_settings_as_duckdbs_own(cur):
     assert row == [("16", "off", "raise", cur._session.settings.device, True)]
     with pytest.raises(quarrydb.ProgrammingError, match="unrecognized configuration"):
         cur.execute("SELECT current_setting('no_such_setting')")
+    cur.execute("SELECT current_setting('device'), current_setting('optimizer') AS o")
+    assert [column[0] for column in cur.description] == ["current_setting('device')", "o"]
+    # Not frozen into a view (or macro): DuckDB's own error, as for any unknown setting.
+    with pytest.raises(quarrydb.ProgrammingError, match="unrecognized configuration"):
+        cur.execute("CREATE VIEW batch AS SELECT current_setting('model_batch_size') AS b")
 
 
 def test_create_table_if_not_exists_with_a_model_call_runs_no_model_when_the_table_exists(cur):
