@@ -68,3 +68,9 @@ def from_duckdb(exc: Exception) -> Error:
         if base.__name__ in _BY_NAME:
             return _BY_NAME[base.__name__](str(exc))
     return DatabaseError(str(exc))
+
+
+def without_sql_shown(message: str) -> str:
+    """DuckDB's message less the line of SQL it quotes at the end (`LINE 1: ...`): where the
+    engine wrote that SQL (a stage's lookups, a probe), it is not what the user wrote."""
+    return message.split("\n\nLINE ")[0]

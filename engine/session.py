@@ -33,7 +33,7 @@ from quarrydb.engine.align_spaces import align_similarity_spaces
 from quarrydb.engine.binder import bind_call, model_call_nodes
 from quarrydb.engine.call_columns import qualify_call_columns
 from quarrydb.engine.database import Database
-from quarrydb.engine.errors import Error, ProgrammingError, from_duckdb
+from quarrydb.engine.errors import Error, ProgrammingError, from_duckdb, without_sql_shown
 from quarrydb.engine.executor import Progress, Settings
 from quarrydb.engine.lateral_aliases import inline_model_aliases
 from quarrydb.engine.parameters import Params, bind_parameters
@@ -122,6 +122,7 @@ class Session:
             return
         try:
             tree = _parsed(sql)
+            write_target.check_insert_target(self.con, tree, values_too=True)
             nodes = model_call_nodes(tree, self.registry)
             for statement in many_params.batched_calls_sql(tree, nodes, param_sets):
                 self.execute(statement)
@@ -505,7 +506,10 @@ class Session:
                            self._proxy)
         try:
             run.run_all()
-            result = self._run_duckdb(run.planner.final_sql, None, kind)
+            try:
+                result = self._run_duckdb(run.planner.final_sql, None, kind)
+            except Error as exc:  # DuckDB's message, without the engine's rewritten SQL
+                raise type(exc)(without_sql_shown(str(exc))) from None
         finally:
             run.close()
         result.stats = run.stats

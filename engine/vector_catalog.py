@@ -151,11 +151,9 @@ class VectorCatalog:
         table = statement.table
         try:
             expression = sqlglot.parse_one(statement.expression, dialect=DIALECT)
-        except sqlglot.errors.ParseError as exc:
-            problem = ("an index reads one vector expression" if "," in statement.expression
-                       else exc.errors[0]["description"] if exc.errors else "malformed")
-            raise ProgrammingError(f"cannot index {statement.expression} on {table}: {problem}"
-                                   ) from None
+        except sqlglot.errors.ParseError:
+            raise ProgrammingError(f"cannot index {statement.expression} on {table}:"
+                                   f" {_expression_problem(statement.expression)}") from None
         try:
             rows = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
             hidden = self._hides_row_ids(table)
@@ -773,6 +771,16 @@ def _info(row: tuple) -> IndexInfo:
         deltas = row
     return IndexInfo(name, table, expression, key_expression, IndexOptions(**json.loads(options)),
                      dim, checksum, next_id, json.loads(tombstones), json.loads(deltas))
+
+
+def _expression_problem(text: str) -> str:
+    """What is wrong with an index expression sqlglot cannot parse, in the user's terms."""
+    try:
+        several = len(sqlglot.parse_one(f"SELECT {text}", dialect=DIALECT).expressions) > 1
+    except sqlglot.errors.ParseError:
+        several = False
+    return ("an index reads one vector expression" if several
+            else "it is not a valid SQL expression")
 
 
 def _options(given: dict[str, str], rows: int) -> IndexOptions:

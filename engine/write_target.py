@@ -10,7 +10,7 @@ from __future__ import annotations
 import duckdb
 from sqlglot import exp
 
-from quarrydb.engine.errors import ProgrammingError
+from quarrydb.engine.errors import ProgrammingError, without_sql_shown
 
 # Whatever a CREATE TABLE collides with, as DuckDB names it in its error. A two-part name
 # `x.t` is schema x of the current database, or database x's schema main, as DuckDB reads it.
@@ -21,8 +21,8 @@ SELECT kind FROM (
     SELECT 'View', database_name, schema_name, view_name FROM duckdb_views()
 )
 WHERE lower(name) = lower($name)
-  AND ((database_name = $catalog AND schema_name = $schema)
-       OR ($two_part AND database_name = $schema AND schema_name = 'main'))
+  AND ((lower(database_name) = lower($catalog) AND lower(schema_name) = lower($schema))
+       OR ($two_part AND lower(database_name) = lower($schema) AND schema_name = 'main'))
 """
 
 
@@ -54,10 +54,13 @@ def create_needs_running(con: duckdb.DuckDBPyConnection, tree: exp.Expression) -
                            " exists!")
 
 
-def check_insert_target(con: duckdb.DuckDBPyConnection, tree: exp.Expression) -> None:
+def check_insert_target(con: duckdb.DuckDBPyConnection, tree: exp.Expression,
+                        values_too: bool = False) -> None:
     """Raise DuckDB's own error for an INSERT ... SELECT into a table that does not exist (an
-    INSERT ... VALUES runs its models on a row or two: not worth a query each time)."""
-    if not isinstance(tree, exp.Insert) or isinstance(tree.expression, exp.Values):
+    INSERT ... VALUES runs its models on a row or two: not worth a query each time, unless
+    `values_too`, for executemany's rows all at once)."""
+    if not isinstance(tree, exp.Insert) or (isinstance(tree.expression, exp.Values)
+                                            and not values_too):
         return
     target = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
     if not isinstance(target, exp.Table):
@@ -65,5 +68,5 @@ def check_insert_target(con: duckdb.DuckDBPyConnection, tree: exp.Expression) ->
     name = exp.table_(target.name, target.db or None, target.catalog or None, quoted=True)
     try:
         con.execute(f"SELECT NULL FROM {name.sql('duckdb')} LIMIT 0").fetchall()
-    except duckdb.CatalogException as exc:  # its text, less the line of the probe's own SQL
-        raise ProgrammingError(str(exc).split("\n\nLINE ")[0]) from None
+    except duckdb.CatalogException as exc:
+        raise ProgrammingError(without_sql_shown(str(exc))) from None

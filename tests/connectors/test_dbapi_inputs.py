@@ -189,3 +189,21 @@ def test_executemany_with_a_model_call_still_stops_at_the_row_that_fails(cur):
         cur.executemany("INSERT INTO notes VALUES (?, embed(?))",
                         [(1, "one"), (2, "two"), (1, "one again"), (3, "three")])
     assert cur.execute("SELECT id FROM notes ORDER BY id").fetchall() == [(1,), (2,)]
+
+
+def test_executemany_into_a_missing_table_runs_no_model(cur):
+    with pytest.raises(quarrydb.ProgrammingError, match="Table with name missing does not"):
+        cur.executemany("INSERT INTO missing VALUES (?, embed(?))",
+                        [(i, f"sentence {i}") for i in range(20)])
+    # Not the 20 rows' calls ahead: at most the first row's own, as one INSERT ... VALUES
+    # runs its call before DuckDB looks for the table.
+    assert cur.execute("SELECT count(*) FROM _quarry.result_cache").fetchall()[0][0] <= 1
+
+
+def test_a_row_error_shows_duckdbs_message_not_the_engines_rewritten_sql(cur):
+    cur.execute("CREATE TABLE e (id INTEGER, v FLOAT[384])")
+    with pytest.raises(quarrydb.DataError) as raised:
+        cur.executemany("INSERT INTO e VALUES (?, embed(?))", [(1, "a"), ("not a number", "b")])
+    assert "Could not convert string 'not a number'" in str(raised.value)
+    assert "__quarry" not in str(raised.value) and "LINE" not in str(raised.value)
+    assert cur.execute("SELECT id FROM e").fetchall() == [(1,)]

@@ -91,6 +91,8 @@ def test_create_table_if_not_exists_with_a_model_call_runs_no_model_when_the_tab
      'View with name "recent" already exists'),
     ("INSERT INTO missing SELECT classify(body, ['a', 'b']) FROM notes",
      "Table with name missing does not exist!"),
+    ("CREATE TABLE MEMORY.Main.NOTES AS SELECT classify(body, ['a', 'b']) FROM notes",
+     'Table with name "NOTES" already exists'),  # names compare without case, as in DuckDB
 ])
 def test_a_write_whose_target_is_taken_or_missing_fails_before_any_model_runs(
         cur, statement, message):

@@ -46,6 +46,8 @@ def index_names(cur) -> list[str]:
      "m must be a positive integer"),
     ("CREATE INDEX a ON items USING faiss (v) WITH (m = 1.5)", "m must be an integer"),
     ("CREATE INDEX a ON items USING faiss (v, id)", "an index reads one vector expression$"),
+    ("CREATE INDEX a ON items USING faiss (v +)", "v \\+ on items: it is not a valid SQL"
+     " expression$"),
 ])
 def test_what_cannot_be_indexed_is_a_clear_error(cur, statement, message):
     make_table(cur)
