@@ -104,8 +104,11 @@ class StagePlanner:
         refuse_unplannable(tree, calls)
         name_result_columns(tree, calls)
         self.pending: dict[str, list[ModelCall]] = {}
+        grouped = _grouped_by(calls)
         for index, call in enumerate(calls):
-            identity = call.identity if optimize else f"{call.identity}#{index}"
+            identity = call.identity
+            if not optimize and (identity, id(_scope_of_call(call))) not in grouped:
+                identity = f"{identity}#{index}"
             self.pending.setdefault(identity, []).append(call)
         self.stages: list[Stage] = []
 
@@ -526,6 +529,24 @@ def _add_safe_predicates(query: exp.Select, predicates: list[exp.Expression]) ->
     safe = [p.copy() for p in predicates if not _contains_call_name(p)]
     if safe:
         query.where(exp.and_(*safe), copy=False)
+
+
+def _scope_of_call(call: ModelCall) -> exp.Expression | None:
+    return call.node.find_ancestor(exp.Select)
+
+
+def _grouped_by(calls: list[ModelCall]) -> set[tuple[str, int]]:
+    """(identity, query) of the calls a GROUP BY groups by: the baseline, which gives each
+    occurrence of a call a stage of its own, must give those one stage with their other
+    occurrences in the query, or DuckDB would not see the select list's call as the one grouped
+    by ('column must appear in the GROUP BY clause')."""
+    found = set()
+    for call in calls:
+        scope = _scope_of_call(call)
+        group = scope.args.get("group") if scope is not None else None
+        if group is not None and any(node is call.node for node in group.walk()):
+            found.add((call.identity, id(scope)))
+    return found
 
 
 def _waits_for_outer_join(group: list[ModelCall], registry: Registry) -> bool:

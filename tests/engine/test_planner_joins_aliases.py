@@ -175,3 +175,12 @@ def test_the_pivot_the_refusal_suggests_works(ab):
     plain = ("SELECT * FROM (PIVOT (SELECT bid, k AS topic FROM lb) ON topic"
              " IN ('praise', 'billing') USING count(*) GROUP BY bid) ORDER BY bid")
     assert _rows(ab, query) == _rows(ab, plain)
+
+
+def test_the_baseline_groups_by_a_call_as_the_optimizer_does(ab):
+    """With the optimizer off every occurrence of a call was a stage of its own, so the select
+    list's call was not the one grouped by: DuckDB's 'q must appear in the GROUP BY clause'."""
+    query = (f"SELECT upper(classify(q, {L})) AS k, count(*) FROM b GROUP BY classify(q, {L})"
+             f" HAVING classify(q, {L}) IS NOT NULL ORDER BY 1")
+    expected = _rows(ab, "SELECT upper(k), count(*) FROM lb GROUP BY k ORDER BY 1")
+    assert _both_ways(ab, query) == expected
