@@ -201,12 +201,14 @@ class Cursor:
             )
         param_sets = list(seq_of_params)
         self._live_session().run_calls_ahead(sql, _well_formed(param_sets))
-        total = 0
+        total, warnings = 0, []
         for params in param_sets:
             self.execute(sql, params)
             total += max(self.rowcount, 0)
-        if self._result is not None:
+            warnings += self.warnings
+        if self._result is not None:  # the count, and warnings, of every row's statement
             self._result.rowcount = total
+            self._result.warnings = warnings
         return self
 
     # --- what the last statement returned ------------------------------------------------------

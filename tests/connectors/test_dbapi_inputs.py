@@ -207,3 +207,12 @@ def test_a_row_error_shows_duckdbs_message_not_the_engines_rewritten_sql(cur):
     assert "Could not convert string 'not a number'" in str(raised.value)
     assert "__quarry" not in str(raised.value) and "LINE" not in str(raised.value)
     assert cur.execute("SELECT id FROM e").fetchall() == [(1,)]
+
+
+def test_executemany_keeps_every_rows_warnings(cur, tmp_path):
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    cur.execute("CREATE TABLE photos (id INTEGER, label VARCHAR)")
+    cur.executemany("INSERT INTO photos VALUES (?, classify(image(?), ['cat', 'dog']))",
+                    [(1, str(tmp_path / "empty.jpg")), (2, str(tmp_path / "missing.jpg"))])
+    assert [w.split(": ")[-1] for w in cur.warnings] == ["empty (0 bytes)", "missing file"]
+    assert cur.execute("SELECT * FROM photos ORDER BY id").fetchall() == [(1, None), (2, None)]
