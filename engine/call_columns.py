@@ -45,9 +45,12 @@ def qualify_call_columns(tree: exp.Expression, call_nodes: list[exp.Expression],
         if scope is None:
             continue
         aliases = {e.alias.lower() for e in scope.expressions if isinstance(e, exp.Alias)}
-        for column in [c for c in node.find_all(exp.Column) if not c.table]:
-            if column.find_ancestor(exp.Select) is not scope:
-                continue
+        unqualified = [c for c in node.find_all(exp.Column)
+                       if not c.table and c.find_ancestor(exp.Select) is scope]
+        if (len(select_sources(scope)) == 1 and _enclosing(scope) is None
+                and not aliases & {c.name.lower() for c in unqualified}):
+            continue  # one table, no query around, no alias in the way: nothing to ask DuckDB
+        for column in unqualified:
             name = column.name.lower()
             found = _table_of(name, scope, columns_of)
             if found is None:
