@@ -115,7 +115,7 @@ class Database:
         # Indexes out of use (see IndexOutOfUse: a row they cannot rank, or read-only and
         # behind their table), and why: searches run exact, without diffing again, until a
         # write may have changed that.
-        self.unrankable: dict[str, Exception] = {}
+        self.out_of_use: dict[str, Exception] = {}
         self.index_null_rows: dict[str, int] = {}
         self.index_infos: list[Any] | None = None  # the catalog's rows, read once
         self.orphans_dropped = False  # indexes whose table another tool dropped: at first use
@@ -131,11 +131,11 @@ class Database:
         if name is None:
             self.synced_indexes.clear()
             self.pending_diffs.clear()
-            self.unrankable.clear()
+            self.out_of_use.clear()
         else:
             self.synced_indexes.discard(name)
             self.pending_diffs.pop(name, None)
-            self.unrankable.pop(name, None)
+            self.out_of_use.pop(name, None)
 
     def file_mark(self) -> object:
         """Changes whenever DuckDB checkpoints the file (None in memory). DuckDB has no SQL for

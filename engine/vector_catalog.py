@@ -344,8 +344,8 @@ class VectorCatalog:
 
     def _current(self, info: IndexInfo) -> VectorIndex:
         name = info.name
-        if name in self.database.unrankable:  # no write since the diff that found it
-            found = self.database.unrankable[name]
+        if name in self.database.out_of_use:  # no write since the diff that found it
+            found = self.database.out_of_use[name]
             again = type(found)(str(found))
             again.index_unchanged = True
             raise again
@@ -354,7 +354,7 @@ class VectorCatalog:
             loaded = self._load(info)
             if loaded is None and self.database.read_only:
                 behind = IndexBehindTable("its saved file is missing, damaged or stale")
-                self.database.unrankable[name] = behind
+                self.database.out_of_use[name] = behind
                 raise behind
             if loaded is None:  # missing, damaged or stale file: rebuild from DuckDB
                 self._rebuild(info)
@@ -385,7 +385,7 @@ class VectorCatalog:
                 self.database.index_infos = None
             self.database.forget_syncs(name)
             if exc.index_unchanged:
-                self.database.unrankable[name] = exc
+                self.database.out_of_use[name] = exc
             raise
         except BaseException:
             self.database.loaded_indexes.pop(name, None)
@@ -521,7 +521,7 @@ class VectorCatalog:
         diffed on this write's rows too; one a row it cannot rank left out of use is tried
         again (the write may have fixed the row)."""
         for name in noted.names:
-            self.database.unrankable.pop(name, None)
+            self.database.out_of_use.pop(name, None)
             if name in self.database.pending_diffs:
                 self.database.pending_diffs[name].add(noted)
 
