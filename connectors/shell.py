@@ -29,6 +29,7 @@ DOT_COMMANDS = {".models": "SHOW MODELS", ".tables": "SHOW TABLES"}
 QUIT = (".quit", ".exit")
 # The exit status after Ctrl-C stopped a command or piped input: 128 + SIGINT, as shells say.
 INTERRUPTED_STATUS = 130
+BROKEN_PIPE_STATUS = 141  # 128 + SIGPIPE: the reader of the output went away
 
 
 class Interrupted(Exception):
@@ -63,6 +64,8 @@ def run_one(cursor: quarrydb.Cursor, sql: str) -> int:
             print(f"{cursor.rowcount} row(s)")
     except KeyboardInterrupt:
         raise Interrupted from None
+    except BrokenPipeError:  # the reader went away (`| head`): the shell stops (see main)
+        raise
     except quarrydb.Error as exc:
         if _is_interrupt(exc):
             raise Interrupted from None
@@ -146,13 +149,28 @@ def ctrl_c_stops_duckdb(cursor: quarrydb.Cursor) -> Iterator[None]:
 
 def is_complete(text: str) -> bool:
     """Does the text end with `;` outside strings and comments (a comment may follow it)?
-    DuckDB's tokenizer says where its strings and comments are."""
+    DuckDB's tokenizer says where its strings and comments are. A `/* ...` comment still open
+    at the end (the tokenizer takes it to the end of the text) leaves the text incomplete:
+    what follows on later lines is comment, not statements to run."""
+    if in_open_comment(text):
+        return False
+    data = text.encode()
     tokens = [(start, kind) for start, kind in duckdb.tokenize(text)
               if kind != duckdb.token_type.comment]
     if not tokens:
         return False
     start, kind = tokens[-1]  # a byte offset in the UTF-8 text
-    return kind == duckdb.token_type.operator and text.encode()[start:start + 1] == b";"
+    return kind == duckdb.token_type.operator and data[start:start + 1] == b";"
+
+
+def in_open_comment(text: str) -> bool:
+    """Does the text end inside a `/* ...` comment not yet closed?"""
+    tokens = duckdb.tokenize(text)
+    if not tokens or tokens[-1][1] != duckdb.token_type.comment:
+        return False
+    data = text.encode()
+    last = tokens[-1][0]
+    return data[last:last + 2] == b"/*" and b"*/" not in data[last + 2:]
 
 
 def has_statement(text: str) -> bool:
@@ -179,7 +197,8 @@ class Script:
     def feed(self, line: str) -> None:
         """Take one line; run what it ends. Raises Interrupted (see run)."""
         stripped = line.strip()
-        if stripped.startswith(".") and not has_statement("\n".join(self.buffer)):
+        typed = "\n".join(self.buffer)
+        if stripped.startswith(".") and not has_statement(typed) and not in_open_comment(typed):
             self.buffer.clear()  # only comments before it
             command = stripped.rstrip(";").rstrip()
             if command in QUIT:
@@ -308,6 +327,10 @@ def main(argv: list[str] | None = None) -> int:
     except (Interrupted, KeyboardInterrupt):  # -c or piped input: stop there, and say so
         print("Error: Interrupted", file=sys.stderr)
         return INTERRUPTED_STATUS
+    except BrokenPipeError:  # nobody reads what is left: stop quietly, as DuckDB's CLI does
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # Python's flush at exit would fail again
+        return BROKEN_PIPE_STATUS
 
 
 if __name__ == "__main__":

@@ -224,3 +224,27 @@ def test_read_only_opens_an_existing_database_without_writing(monkeypatch, capsy
     assert "read-only" in err
     status, _, err = run_shell(monkeypatch, capsys, str(tmp_path / "none"), "--read-only")
     assert status == 1 and "no quarrydb database there" in err
+
+
+def test_a_statement_inside_a_block_comment_does_not_run(monkeypatch, capsys, tmp_path):
+    """`/* ... ;` left open at a line's end: the lines up to `*/` are comment. Before, the
+    commented-out DELETE ran."""
+    database = str(tmp_path / "db")
+    script = ("CREATE TABLE t AS SELECT 1 AS a;\nSELECT 1 AS x; /* old cleanup;\n"
+              "DELETE FROM t;\n.tables\n*/\nSELECT count(*) AS n FROM t;\n")
+    status, out, err = run_shell(monkeypatch, capsys, database, stdin=script)
+    assert (status, err) == (0, "")
+    assert column_names(out) == ["Count", "x", "n"]
+    assert out.rstrip().splitlines()[-2].strip("│ ") == "1"  # the row is still there
+
+
+def test_output_to_a_reader_that_goes_away_stops_the_shell_quietly(tmp_path):
+    script = "".join("SELECT * FROM range(5000);\n" for _ in range(5))
+    shell_process = subprocess.Popen(SHELL, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE)
+    shell_process.stdin.write(script.encode())
+    shell_process.stdin.close()
+    assert shell_process.stdout.read(200)  # the first result begins; then the reader leaves
+    shell_process.stdout.close()
+    assert shell_process.wait(timeout=120) == shell.BROKEN_PIPE_STATUS
+    assert shell_process.stderr.read() == b""
