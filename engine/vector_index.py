@@ -7,9 +7,11 @@ until the next rebuild.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +29,20 @@ HNSW_EF_SEARCH = 96  # recall@10 0.98 at 1.4 ms on 1M structured vectors (128: 0
 IVF_MIN_TRAIN_PER_LIST = 39  # FAISS warns below this many training points per list
 IO_CHUNK = 1 << 24  # bytes per write or read when an index is streamed to or from its file
 NORM_CHUNK = 1 << 16  # rows whose lengths are computed at once, in float64
+
+
+@contextlib.contextmanager
+def one_openmp_thread() -> Iterator[None]:
+    """FAISS's OpenMP on one thread while it searches for one probe, which it cannot split
+    anyway: with its default two, a search waits on the second thread's barrier, and on a
+    machine where another process is busy that costs a scheduler slice (1M rows, HNSW: 8.0 ms
+    against 1.4 ms; benchmarks/RESULTS.md). Builds keep every thread."""
+    previous = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(previous)
 
 
 def default_kind(rows: int) -> str:
@@ -228,8 +244,9 @@ class VectorIndex:
             params.sel = selector
         scores, ids = np.zeros(0, dtype=np.float32), np.zeros(0, dtype=np.int64)
         if self.index.ntotal:
-            found, labels = self.index.search(query, max(1, min(k, int(self.index.ntotal))),
-                                              params=params)
+            with one_openmp_thread():
+                found, labels = self.index.search(query, max(1, min(k, int(self.index.ntotal))),
+                                                  params=params)
             keep = labels[0] >= 0
             scores, ids = found[0][keep], labels[0][keep]
         if len(self.fresh_ids) and self.fresh_vectors is not None:
