@@ -3,11 +3,13 @@ rebuild, writes behind the index's back are repaired, and files are crash-safe."
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import pytest
 
 import quarrydb
 from quarrydb.engine import index_scan
+from quarrydb.engine.vector_index import IndexOptions, VectorIndex, one_openmp_thread
 
 ROWS, DIM, K = 20_000, 32, 10
 SELECTIVITIES = [0.001, 0.01, 0.1, 0.3, 0.5]
@@ -1007,3 +1009,15 @@ def test_an_ivf_search_restricted_to_a_few_rows_probes_further():
                 np.arange(20_000), allowed_ids)
             kept.append(len(set(ids.tolist()) & set(brute_force(vectors, probe, mask, K))) / K)
     assert np.mean(recalls) >= np.mean(unfiltered)
+
+
+def test_a_search_runs_faiss_on_one_thread_and_leaves_the_count_as_it_was():
+    """One probe cannot be split across threads; a second only waits on a barrier. Builds must
+    keep every thread afterwards."""
+    vectors = np.random.default_rng(0).standard_normal((500, 8)).astype(np.float32)
+    index = VectorIndex.build(8, IndexOptions(kind="hnsw"), vectors, np.arange(500))
+    before = faiss.omp_get_max_threads()
+    with one_openmp_thread():
+        assert faiss.omp_get_max_threads() == 1
+    assert index.search(vectors[7], 3)[1][0] == 7
+    assert faiss.omp_get_max_threads() == before
