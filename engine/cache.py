@@ -55,6 +55,10 @@ class ResultCache:
                 " JOIN __quarry_cache_probe p USING (input_hash) WHERE c.call_key = ?",
                 [key],
             ).fetchall()
+        except duckdb.CatalogException:
+            if self.writable():
+                raise
+            return {}  # read-only, and nothing was ever cached here (an older layout)
         finally:
             self.con.unregister("__quarry_cache_probe")
         return dict(rows)

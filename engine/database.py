@@ -228,9 +228,13 @@ def in_use_or_unopenable(path: str, exc: Exception) -> OperationalError:
     """DuckDB's error opening or first writing the database, as a clear OperationalError: a
     lock held by another process is said plainly (DuckDB lets one process write a file)."""
     if _LOCK_CONFLICT in str(exc):
+        # DuckDB's hint names its own CLI's flag: quarrydb's is read_only=True / --read-only.
+        said = str(exc).split(" See also ")[0].replace(
+            "the -readonly parameter in the CLI", "read_only=True (the shell's --read-only)")
         return OperationalError(
-            f"database {path!r} is in use by another process: DuckDB lets one process at a"
-            f" time open a database to write; close it there and retry ({exc})"
+            f"database {path!r} is in use by another process: while one process writes a"
+            " database, no other may open it, and while processes read it (read_only=True),"
+            f" none may write it; close it there and retry ({said})"
         )
     return OperationalError(f"cannot open database {path!r}: {exc}")
 

@@ -496,7 +496,7 @@ class Session:
         return StagePlanner(tree, calls, self.registry, prefix, self.settings.optimizer)
 
     def _run_with_models(self, tree: exp.Expression, kind: str) -> Result:
-        if self.database.read_only and kind not in READ_KINDS:
+        if self.database.read_only and write_target.writes_database(self.con, tree):
             raise ProgrammingError(f"cannot run {kind}: the database is open read-only (its"
                                    " model calls were not run)")
         if not write_target.create_needs_running(self.con, tree):

@@ -70,3 +70,30 @@ def check_insert_target(con: duckdb.DuckDBPyConnection, tree: exp.Expression,
         con.execute(f"SELECT NULL FROM {name.sql('duckdb')} LIMIT 0").fetchall()
     except duckdb.CatalogException as exc:
         raise ProgrammingError(without_sql_shown(str(exc))) from None
+
+
+def writes_database(con: duckdb.DuckDBPyConnection, tree: exp.Expression) -> bool:
+    """Whether the statement writes the database itself: not a temporary table, nor a file a
+    COPY ... TO writes (DuckDB allows those on a database opened read-only)."""
+    if isinstance(tree, exp.Create):
+        properties = tree.args.get("properties")
+        return not (properties is not None and any(
+            isinstance(p, exp.TemporaryProperty) for p in properties.expressions))
+    if isinstance(tree, exp.Copy):
+        return tree.args.get("kind") is True and not _is_temporary(con, tree.this)
+    if isinstance(tree, (exp.Insert, exp.Update, exp.Delete, exp.Merge)):
+        return not _is_temporary(con, tree.this)
+    return False
+
+
+def _is_temporary(con: duckdb.DuckDBPyConnection, target: exp.Expression | None) -> bool:
+    """Whether a write's target names a temporary table (as DuckDB finds an unqualified name:
+    a temporary table first)."""
+    table = target.this if isinstance(target, exp.Schema) else target
+    if not isinstance(table, exp.Table) or (table.catalog or "temp").lower() != "temp":
+        return False
+    if table.db and table.db.lower() != "main" and not (table.db.lower() == "temp"
+                                                          and not table.catalog):
+        return False
+    return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE temporary AND lower(table_name)"
+                            " = lower(?)", [table.name]).fetchall())

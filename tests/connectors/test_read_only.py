@@ -3,6 +3,7 @@ searches work, nothing is written, and several processes may read one database a
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import duckdb
 import pytest
 
 import quarrydb
-from quarrydb.engine.database import DUCKDB_FILE
+from quarrydb.engine.database import DUCKDB_FILE, FORMAT_FILE
 
 LABELS = "['billing', 'bug']"
 SEARCH = "SELECT id FROM items ORDER BY similarity(v, [1, 1, 1]::FLOAT[3]) DESC LIMIT 3"
@@ -105,3 +106,30 @@ def test_what_cannot_be_opened_read_only(database, tmp_path):
     with quarrydb.connect(database):
         with pytest.raises(quarrydb.OperationalError, match="open to write in this process"):
             quarrydb.connect(database, read_only=True)
+
+
+def test_temporary_tables_and_files_may_be_written_with_model_calls(database, tmp_path):
+    """DuckDB allows these on a database opened read-only; so does quarrydb, models and all."""
+    with quarrydb.connect(database, read_only=True) as con:
+        con.execute(f"CREATE TEMP TABLE labelled AS SELECT classify(body, {LABELS}) AS k"
+                    " FROM notes")
+        con.execute(f"INSERT INTO labelled SELECT classify('a refund', {LABELS})")
+        copied = con.execute(f"COPY (SELECT classify(body, {LABELS}) FROM notes) TO"
+                             f" '{tmp_path / 'labels.csv'}'")
+        assert copied.rowcount == 8
+        assert con.execute("SELECT count(*) FROM labelled").fetchall() == [(9,)]
+
+
+def test_a_database_where_nothing_was_ever_cached_reads_its_cache_as_empty(tmp_path):
+    """A directory of an older layout (its DuckDB file without the engine's tables): model
+    calls are computed, where the cache lookup failed with DuckDB's catalog error."""
+    path = tmp_path / "old.quarry"
+    path.mkdir()
+    (path / FORMAT_FILE).write_text(json.dumps({"format": 1, "created_by": "quarrydb"}))
+    plain = duckdb.connect(str(path / DUCKDB_FILE))
+    plain.execute("CREATE TABLE notes AS SELECT 'a refund please' AS body")
+    plain.close()
+    with quarrydb.connect(path, read_only=True) as con:
+        con.execute(f"SELECT classify(body, {LABELS}) FROM notes")
+        assert con.fetchall() == con.execute(f"SELECT classify('a refund please', {LABELS})"
+                                             ).fetchall()
