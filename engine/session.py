@@ -255,7 +255,7 @@ class Session:
         except ParseError as exc:
             if not calls_models:
                 return None  # DuckDB's own syntax sqlglot does not know: DuckDB's turn
-            raise ProgrammingError(f"malformed SQL: {exc}") from None
+            raise self._malformed(text, exc) from None
         names = self.registry.function_names
         query = index_scan.match(tree, self.vectors, names) if searches else None
         has_model_calls = bool(model_call_nodes(tree, self.registry))
@@ -616,6 +616,20 @@ class Session:
             self.settings.batch_size = size if size > 0 else None
             return True
         return False
+
+    def _malformed(self, text: str, exc: ParseError) -> ProgrammingError:
+        """A statement with model calls sqlglot cannot parse: DuckDB's own parser error where it
+        cannot either (it points into the user's SQL); else sqlglot's reason, in words,
+        without its terminal highlighting."""
+        try:
+            self.con.extract_statements(text)
+        except duckdb.Error as duck:
+            return ProgrammingError(f"malformed SQL: {duck}")
+        first = exc.errors[0] if exc.errors else {}
+        where = f", line {first['line']}, column {first['col']}" if "line" in first else ""
+        return ProgrammingError(
+            "this statement is DuckDB SQL that the planner's parser (sqlglot) cannot read, so"
+            f" its model calls cannot be planned ({first.get('description', 'unparsed')}{where})")
 
     def _with_setting_values(self, text: str) -> str:
         """The statement with `current_setting('<a quarrydb setting>')` as its value."""

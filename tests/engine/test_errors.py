@@ -33,6 +33,8 @@ import quarrydb
          "model must be a string literal"),  # not the default model, silently
         ("SELECT embed(body FROM notes", quarrydb.ProgrammingError, "malformed SQL"),
         ("SELEC 1", quarrydb.ProgrammingError, "syntax error"),
+        ("SELECT classify(body, ['a', 'b']) FROM notes WHERE ;", quarrydb.ProgrammingError,
+         'malformed SQL: Parser Error: syntax error at or near ";"'),  # DuckDB's, not sqlglot's
         ("SELECT * FROM no_such_table", quarrydb.ProgrammingError, "no_such_table"),
         ("SELECT embed(body) FROM no_such_table", quarrydb.ProgrammingError, "no_such_table"),
         ("SET device = 'tpu'", quarrydb.ProgrammingError, "unknown device"),
