@@ -183,11 +183,7 @@ def test_ctrl_c_stops_the_statement_and_the_prompt_comes_back():
         os.write(controller, b".quit\n")
         assert shell_process.wait(30) == 0
     finally:
-        shell_process.kill()
-        shell_process.wait()
-        for stream in (shell_process.stdout, shell_process.stderr):
-            if stream is not None:
-                stream.close()
+        stop_shell(shell_process)
         os.close(controller)
 
 
@@ -208,11 +204,16 @@ def test_ctrl_c_ends_a_script_with_a_short_message(how):
         assert shell_process.stderr.read().decode() == "Error: Interrupted\n"
         assert b"never" not in shell_process.stdout.read()
     finally:
-        shell_process.kill()
-        shell_process.wait()
-        for stream in (shell_process.stdout, shell_process.stderr):
-            if stream is not None:
-                stream.close()
+        stop_shell(shell_process)
+
+
+def stop_shell(shell_process: subprocess.Popen) -> None:
+    """Whatever a test left it doing: killed, waited for, its pipes closed."""
+    shell_process.kill()
+    shell_process.wait()
+    for stream in (shell_process.stdout, shell_process.stderr):
+        if stream is not None:
+            stream.close()
 
 
 def test_read_only_opens_an_existing_database_without_writing(monkeypatch, capsys, tmp_path):
