@@ -78,10 +78,12 @@ class IndexQuery:
         return self.matching / self.total if self.total else 0.0
 
     def describe(self) -> str:
-        return (f"index {self.info.name} ({self.info.options.kind}, {self.info.options.metric})"
-                f" on {self.info.table}: strategy {self.strategy}, estimated selectivity"
-                f" {self.selectivity:.4f} ({self.matching} of {self.total} rows), k={self.k},"
-                f" candidates {self.candidates}"
+        head = (f"index {self.info.name} ({self.info.options.kind}, {self.info.options.metric})"
+                f" on {self.info.table}: strategy {self.strategy}")
+        if not self.total:  # the index was not used: no rows were counted
+            return f"{head}, k={self.k}"
+        return (f"{head}, estimated selectivity {self.selectivity:.4f} ({self.matching} of"
+                f" {self.total} rows), k={self.k}, candidates {self.candidates}"
                 + (", ordered by the index's exact scores" if self.candidates else ""))
 
 
