@@ -35,9 +35,7 @@ def create_needs_running(con: duckdb.DuckDBPyConnection, tree: exp.Expression) -
     table = tree.this.this if isinstance(tree.this, exp.Schema) else tree.this
     if not isinstance(table, exp.Table):
         return True
-    properties = tree.args.get("properties")
-    temporary = properties is not None and any(
-        isinstance(p, exp.TemporaryProperty) for p in properties.expressions)
+    temporary = _creates_temporary(tree)
     current_catalog, current_schema = con.execute(
         "SELECT current_database(), current_schema()").fetchall()[0]
     taken = con.execute(_TAKEN, {
@@ -76,9 +74,7 @@ def writes_database(con: duckdb.DuckDBPyConnection, tree: exp.Expression) -> boo
     """Whether the statement writes the database itself: not a temporary table, nor a file a
     COPY ... TO writes (DuckDB allows those on a database opened read-only)."""
     if isinstance(tree, exp.Create):
-        properties = tree.args.get("properties")
-        return not (properties is not None and any(
-            isinstance(p, exp.TemporaryProperty) for p in properties.expressions))
+        return not _creates_temporary(tree)
     if isinstance(tree, exp.Copy):
         return tree.args.get("kind") is True and not _is_temporary(con, tree.this)
     if isinstance(tree, (exp.Insert, exp.Update, exp.Delete, exp.Merge)):
@@ -97,3 +93,10 @@ def _is_temporary(con: duckdb.DuckDBPyConnection, target: exp.Expression | None)
         return False
     return bool(con.execute("SELECT 1 FROM duckdb_tables() WHERE temporary AND lower(table_name)"
                             " = lower(?)", [table.name]).fetchall())
+
+
+def _creates_temporary(create: exp.Create) -> bool:
+    """CREATE TEMP[ORARY] ...: sqlglot keeps the word as a property."""
+    properties = create.args.get("properties")
+    return properties is not None and any(
+        isinstance(p, exp.TemporaryProperty) for p in properties.expressions)
