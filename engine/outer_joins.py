@@ -56,16 +56,24 @@ def preserved_names(scope: exp.Select, join: exp.Join) -> set[str]:
 def null_extended_names(scope: exp.Select, except_join: exp.Join | None) -> set[str]:
     """The sources an outer join of `scope` (other than `except_join`, whose ON a call is in and
     never sees its null-extended rows) may read as NULLs where a row found no match."""
-    sources = select_sources(scope)
     names: set[str] = set()
-    for position, join in enumerate(scope.args.get("joins") or [], start=1):
-        if join is except_join:
-            continue
-        side = _side(join)
-        if side in ("LEFT", "FULL"):
-            names.add(sources[position].alias_or_name)
-        if side in ("RIGHT", "FULL"):
-            names |= {t.alias_or_name for t in sources[:position]}
+    for join in scope.args.get("joins") or []:
+        if join is not except_join:
+            names |= extended_by(scope, join)
+    return names
+
+
+def extended_by(scope: exp.Select, join: exp.Join) -> set[str]:
+    """The sources of `scope` that `join` may null-extend: its own table for a LEFT join, the
+    tables before it for a RIGHT one, both for a FULL one."""
+    sources = select_sources(scope)
+    position = next(i for i, j in enumerate(scope.args.get("joins") or []) if j is join) + 1
+    side = _side(join)
+    names: set[str] = set()
+    if side in ("LEFT", "FULL"):
+        names.add(sources[position].alias_or_name)
+    if side in ("RIGHT", "FULL"):
+        names |= {t.alias_or_name for t in sources[:position]}
     return names
 
 

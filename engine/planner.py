@@ -118,16 +118,21 @@ class StagePlanner:
 
     def ready(self) -> list[Candidate]:
         """Groups whose input queries need no pending call, predicates first."""
+        found = self._ready(wait_for_outer_joins=True) or self._ready(
+            wait_for_outer_joins=False)  # a circle of waits: as before there were any
+        if not found:
+            raise InternalError("could not order the model calls of this statement")
+        return sorted(found, key=lambda c: not c.is_predicate)
+
+    def _ready(self, wait_for_outer_joins: bool) -> list[Candidate]:
         found = []
         for identity, group in self.pending.items():
-            if _waits_for_outer_join(group, self.registry):
+            if wait_for_outer_joins and _waits_for_outer_join(group, self.registry):
                 continue
             inputs = [input_query(call, self.optimize) for call in group]
             if not any(_has_model_call(q, self.registry) for q in inputs):
                 found.append(Candidate(identity, group, inputs))
-        if not found:
-            raise InternalError("could not order the model calls of this statement")
-        return sorted(found, key=lambda c: not c.is_predicate)
+        return found
 
     def commit(self, candidate: Candidate) -> Stage:
         """Make the candidate a stage and replace its calls by lookups into the stage's table."""
@@ -550,24 +555,26 @@ def _grouped_by(calls: list[ModelCall]) -> set[tuple[str, int]]:
 
 
 def _waits_for_outer_join(group: list[ModelCall], registry: Registry) -> bool:
-    """Whether a call of the group reads a query with an outer join whose ON holds a pending
-    call of another group: until that call is a lookup, the join's ON would be relaxed to TRUE
-    in this group's input query, and a join ON TRUE null-extends no row (the inputs would miss
-    `coalesce(b.q, 'none')` where b found no match). The ON's call never waits for this one."""
-    own_joins = set()
-    scopes = []
+    """Whether a call of the group reads a table that an outer join of its query null-extends,
+    while that join's ON holds a pending call of another group: until that call is a lookup,
+    the ON would be relaxed to TRUE in this group's input query, and a join ON TRUE
+    null-extends no row (the inputs would miss `coalesce(b.q, 'none')` where b found no
+    match). A call in an ON reads only the tables before it, so waits never go in a circle
+    (see ready for the fallback)."""
     for call in group:
         scope = call.node.find_ancestor(exp.Select)
-        if scope is not None:
-            scopes.append(scope)
-            holding = outer_joins.join_holding(call.node, scope)
-            if holding is not None:
-                own_joins.add(id(holding))
-    for scope in scopes:
+        if scope is None:
+            continue
+        own = outer_joins.join_holding(call.node, scope)
+        columns = list(call.node.find_all(exp.Column))
+        read = {c.table for c in columns if c.table}
+        unknown = any(not c.table for c in columns)  # could be any table's: wait to be safe
         for join in scope.args.get("joins") or []:
             on = join.args.get("on")
-            if (id(join) not in own_joins and not outer_joins.is_plain_inner(join)
-                    and on is not None and _has_model_call(on, registry)):
+            if (join is own or outer_joins.is_plain_inner(join) or on is None
+                    or not _has_model_call(on, registry)):
+                continue
+            if unknown or read & outer_joins.extended_by(scope, join):
                 return True
     return False
 

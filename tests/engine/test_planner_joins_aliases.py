@@ -184,3 +184,17 @@ def test_the_baseline_groups_by_a_call_as_the_optimizer_does(ab):
              f" HAVING classify(q, {L}) IS NOT NULL ORDER BY 1")
     expected = _rows(ab, "SELECT upper(k), count(*) FROM lb GROUP BY k ORDER BY 1")
     assert _both_ways(ab, query) == expected
+
+
+def test_two_outer_joins_each_with_a_call_in_its_on(ab):
+    """Each ON's call reads only its own join's table, which the other join does not
+    null-extend: neither waits for the other (both waiting was 'could not order')."""
+    ab.execute("CREATE TABLE c AS SELECT bid + 1 AS cid, q FROM b")
+    ab.execute(f"CREATE TABLE lc AS SELECT cid, q, classify(q, {L}) AS k FROM c")
+    query = (f"SELECT a.id, b.bid, c.cid FROM a LEFT JOIN b ON a.id = b.bid AND"
+             f" classify(b.q, {L}) = 'praise' LEFT JOIN c ON a.id = c.cid AND"
+             f" classify(c.q, {L}) = 'billing' ORDER BY 1")
+    expected = _rows(ab, "SELECT la.id, lb.bid, lc.cid FROM la LEFT JOIN lb ON la.id = lb.bid"
+                         " AND lb.k = 'praise' LEFT JOIN lc ON la.id = lc.cid AND"
+                         " lc.k = 'billing' ORDER BY 1")
+    assert _both_ways(ab, query) == expected
