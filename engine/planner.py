@@ -118,8 +118,12 @@ class StagePlanner:
 
     def ready(self) -> list[Candidate]:
         """Groups whose input queries need no pending call, predicates first."""
-        found = self._ready(wait_for_outer_joins=True) or self._ready(
-            wait_for_outer_joins=False)  # a circle of waits: as before there were any
+        found = self._ready(wait_for_outer_joins=True)
+        if not found and self._ready(wait_for_outer_joins=False):
+            raise NotSupportedError(
+                "the model calls in these outer joins' ON clauses each read a side the other"
+                " join may null-extend (a RIGHT or FULL join after another outer join), so"
+                " neither can be computed first: compute one of them in a subquery first")
         if not found:
             raise InternalError("could not order the model calls of this statement")
         return sorted(found, key=lambda c: not c.is_predicate)
@@ -289,6 +293,21 @@ def _refuse_unreadable_place(call: ModelCall) -> None:
         raise NotSupportedError(
             f"a model call in a LATERAL subquery with no FROM is not supported ({shown}): put"
             " the call in the outer select, e.g. SELECT t.*, classify(body, L) AS x FROM t")
+    if isinstance(place, exp.Select) and _reads_own_and_outer_columns(call, place):
+        raise NotSupportedError(
+            f"a model call that reads columns of both its subquery and the query around it is"
+            f" not supported ({shown}): join the tables in one query, or compute the call"
+            " over one query's columns")
+
+
+def _reads_own_and_outer_columns(call: ModelCall, place: exp.Select) -> bool:
+    """Whether the call's arguments read a column of its own query's tables and one of a query
+    around it (a correlated subquery): no one input query has both."""
+    local = {source.alias_or_name.lower() for source in select_sources(place)}
+    columns = [c for k in call.keys for c in k.find_all(exp.Column)
+               if c.find_ancestor(exp.Select) is place]
+    outer = [c for c in columns if c.table and c.table.lower() not in local]
+    return bool(local and outer and len(outer) < len(columns))
 
 
 def _is_from_item(select: exp.Select) -> bool:
@@ -541,17 +560,12 @@ def _scope_of_call(call: ModelCall) -> exp.Expression | None:
 
 
 def _grouped_by(calls: list[ModelCall]) -> set[tuple[str, int]]:
-    """(identity, query) of the calls a GROUP BY groups by: the baseline, which gives each
-    occurrence of a call a stage of its own, must give those one stage with their other
-    occurrences in the query, or DuckDB would not see the select list's call as the one grouped
-    by ('column must appear in the GROUP BY clause')."""
-    found = set()
-    for call in calls:
-        scope = _scope_of_call(call)
-        group = scope.args.get("group") if scope is not None else None
-        if group is not None and any(node is call.node for node in group.walk()):
-            found.add((call.identity, id(scope)))
-    return found
+    """(identity, query) of the calls in a query with a GROUP BY: the baseline, which gives
+    each occurrence of a call a stage of its own, must give those one stage per query, or
+    DuckDB would not see the select list's call as the one grouped by, however the GROUP BY
+    names it (the call, its position, its alias) ('column must appear in the GROUP BY')."""
+    return {(call.identity, id(scope)) for call in calls
+            if (scope := _scope_of_call(call)) is not None and scope.args.get("group")}
 
 
 def _waits_for_outer_join(group: list[ModelCall], registry: Registry) -> bool:
@@ -559,12 +573,12 @@ def _waits_for_outer_join(group: list[ModelCall], registry: Registry) -> bool:
     while that join's ON holds a pending call of another group: until that call is a lookup,
     the ON would be relaxed to TRUE in this group's input query, and a join ON TRUE
     null-extends no row (the inputs would miss `coalesce(b.q, 'none')` where b found no
-    match). A call in an ON reads only the tables before it, so waits never go in a circle
-    (see ready for the fallback)."""
+    match). Waits may go in a circle only where a RIGHT or FULL join's ON reads what an
+    earlier outer join's ON may null-extend: ready refuses that."""
     for call in group:
         scope = call.node.find_ancestor(exp.Select)
-        if scope is None:
-            continue
+        if scope is None or all(isinstance(k, exp.Column) for k in call.keys):
+            continue  # bare columns: a null-extended row's NULL never reaches a model
         own = outer_joins.join_holding(call.node, scope)
         columns = list(call.node.find_all(exp.Column))
         read = {c.table for c in columns if c.table}

@@ -198,3 +198,54 @@ def test_two_outer_joins_each_with_a_call_in_its_on(ab):
                          " AND lb.k = 'praise' LEFT JOIN lc ON la.id = lc.cid AND"
                          " lc.k = 'billing' ORDER BY 1")
     assert _both_ways(ab, query) == expected
+
+
+@pytest.fixture
+def abc(cur):
+    cur.execute("CREATE TABLE a AS SELECT * FROM (VALUES (1), (2)) t(id)")
+    cur.execute("CREATE TABLE b AS SELECT * FROM (VALUES (10, 1, 'invoice is wrong'),"
+                " (20, 2, 'thanks so much')) t(id, aid, q)")
+    cur.execute("CREATE TABLE c AS SELECT * FROM (VALUES (100, 'great job team'),"
+                " (101, 'charged twice')) t(id, r)")
+    for table, column in (("b", "q"), ("c", "r")):
+        cur.execute(f"CREATE TABLE l{table} AS SELECT *, classify({column}, {L}) AS k"
+                    f" FROM {table}")
+    return cur
+
+
+def test_a_right_join_reading_what_an_earlier_outer_joins_call_null_extends(abc):
+    """The RIGHT JOIN's call reads coalesce(b.q, ...), which needs the LEFT JOIN's ON computed
+    first; that call reads b.q bare (a NULL never reaches a model), so it need not wait for
+    the RIGHT JOIN, which null-extends b too. Both waiting gave wrong rows once cached."""
+    query = (f"SELECT a.id, b.id, c.id FROM a LEFT JOIN b ON a.id = b.aid AND classify(b.q, {L})"
+             f" = 'billing' RIGHT JOIN c ON classify(coalesce(b.q, 'none'), {L}) ="
+             f" classify(c.r, {L}) ORDER BY 3")
+    _, none = _rows(abc, f"SELECT 1, classify('none', {L})")[0]
+    expected = _rows(abc, "SELECT a.id, lb.id, lc.id FROM a LEFT JOIN lb ON a.id = lb.aid AND"
+                          f" lb.k = 'billing' RIGHT JOIN lc ON coalesce(lb.k, '{none}') = lc.k"
+                          " ORDER BY 3")
+    for _ in range(2):
+        assert _both_ways(abc, query) == expected
+
+
+def test_outer_join_calls_that_each_need_the_other_first_are_refused(abc):
+    query = (f"SELECT a.id FROM a LEFT JOIN b ON a.id = b.aid AND classify(coalesce(b.q, 'x'),"
+             f" {L}) = 'billing' FULL JOIN c ON classify(coalesce(b.q, 'none'), {L}) ="
+             f" classify(c.r, {L})")
+    with pytest.raises(quarrydb.NotSupportedError, match="compute one of them in a subquery"):
+        abc.execute(query)
+
+
+@pytest.mark.parametrize("group_by", ["GROUP BY 1 HAVING classify(q, {L}) <> 'bug'",
+                                      "GROUP BY k ORDER BY classify(q, {L})"])
+def test_the_baseline_groups_by_a_call_named_by_position_or_alias(ab, group_by):
+    query = f"SELECT classify(q, {L}) AS k, count(*) AS n FROM b {group_by.format(L=L)}"
+    assert sorted(_both_ways(ab, query)) == sorted(
+        _rows(ab, "SELECT k, count(*) FROM lb GROUP BY k HAVING k <> 'bug'")
+        if "HAVING" in group_by else _rows(ab, "SELECT k, count(*) FROM lb GROUP BY k"))
+
+
+def test_a_call_reading_its_subquerys_and_the_outer_querys_columns_is_refused(ab):
+    with pytest.raises(quarrydb.NotSupportedError, match="both its subquery and the query"):
+        ab.execute(f"SELECT id FROM a WHERE EXISTS (SELECT 1 FROM b WHERE b.bid = a.id AND"
+                   f" classify(coalesce(b.q, a.body), {L}) = 'praise')")
