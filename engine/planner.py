@@ -275,7 +275,8 @@ def refuse_unplannable(tree: exp.Expression, calls: list[ModelCall]) -> None:
 def _refuse_unreadable_place(call: ModelCall) -> None:
     """Refuse calls whose inputs no input query can read: COLUMNS(...) in the arguments (it
     would match the stage's own columns, not the table's), a call in PIVOT's ON or USING (no
-    SELECT to read its column from), one in a FROM-less LATERAL subquery over the outer row."""
+    SELECT to read its column from), one in a FROM-less LATERAL subquery over the outer row,
+    one in a parenthesized join's ON (no input query reads it there)."""
     shown = written_sql(call.node)
     if any(c.find_ancestor(exp.Select) is call.node.find_ancestor(exp.Select)
            for k in call.keys for c in k.find_all(exp.Columns)):
@@ -293,6 +294,12 @@ def _refuse_unreadable_place(call: ModelCall) -> None:
         raise NotSupportedError(
             f"a model call in a LATERAL subquery with no FROM is not supported ({shown}): put"
             " the call in the outer select, e.g. SELECT t.*, classify(body, L) AS x FROM t")
+    join = call.node.find_ancestor(exp.Join)
+    if join is not None and isinstance(join.parent, exp.Table):  # `a JOIN (b JOIN c ON ...)`
+        raise NotSupportedError(
+            f"a model call in the ON of a parenthesized join is not supported ({shown}): write"
+            " the inner join as a subquery, e.g. JOIN (SELECT * FROM b JOIN c ON ...) AS bc"
+            " ON ...")
     if isinstance(place, exp.Select) and _reads_own_and_outer_columns(call, place):
         raise NotSupportedError(
             f"a model call that reads columns of both its subquery and the query around it is"

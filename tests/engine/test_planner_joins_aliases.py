@@ -162,6 +162,8 @@ def test_unqualified_columns_of_another_query_or_side(ab, query, plain):
      "macro cannot call a model"),
     (f"PIVOT b ON classify(q, {L}) USING count(*)", "pivot a subquery"),
     (f"SELECT * FROM a, LATERAL (SELECT classify(body, {L}) AS x)", "outer select"),
+    (f"SELECT a.id FROM a JOIN (b JOIN la ON la.id = b.bid AND classify(b.q, {L}) = 'praise')"
+     " ON a.id = b.bid", "write the inner join as a subquery"),  # was an InternalError
 ])
 def test_refused_before_any_model_runs(ab, sql, says):
     with pytest.raises(quarrydb.NotSupportedError, match=says):
