@@ -1016,8 +1016,24 @@ def test_a_search_runs_faiss_on_one_thread_and_leaves_the_count_as_it_was():
     keep every thread afterwards."""
     vectors = np.random.default_rng(0).standard_normal((500, 8)).astype(np.float32)
     index = VectorIndex.build(8, IndexOptions(kind="hnsw"), vectors, np.arange(500))
+    index.index = _ThreadsSeen(index.index)  # the real FAISS index, its searches watched
     before = faiss.omp_get_max_threads()
     with one_openmp_thread():
         assert faiss.omp_get_max_threads() == 1
     assert index.search(vectors[7], 3)[1][0] == 7
+    assert index.index.threads_seen == [1]  # the thread count FAISS searched with
     assert faiss.omp_get_max_threads() == before
+
+
+class _ThreadsSeen:
+    """A FAISS index whose searches note the OpenMP thread count they run with."""
+
+    def __init__(self, index) -> None:
+        self.index, self.threads_seen = index, []
+
+    def search(self, *args, **kwargs):
+        self.threads_seen.append(faiss.omp_get_max_threads())
+        return self.index.search(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.index, name)
