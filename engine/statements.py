@@ -21,9 +21,10 @@ _RESET = re.compile(r"^\s*RESET\s+(?:SESSION\s+|LOCAL\s+)?(?P<name>[A-Za-z_]+)\s
 _SHOW_MODELS = re.compile(r"^\s*SHOW\s+MODELS\s*;?\s*$", re.IGNORECASE)
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?P<analyze>ANALY[SZ]E\s+)?(?P<body>.*)$",
                       re.IGNORECASE | re.DOTALL)
-_STRING = re.compile(r"'(?:[^']|'')*'")
 _CHECKPOINT = re.compile(r"^\s*(?:FORCE\s+)?CHECKPOINT\b", re.IGNORECASE)
-_COMMENT_OR_STRING = re.compile(r"'(?:[^']|'')*'|--[^\n]*|/\*.*?\*/", re.DOTALL)
+# Most statements hold no comment, quoted identifier, $$ string or \ escape (see _code_only):
+# only '...' strings, which this blanks at once. Others go through DuckDB's tokenizer.
+_PLAIN_STRING = re.compile(r"'(?:[^']|'')*'")
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 _BEGIN = re.compile(r"\s*(BEGIN|START\s+TRANSACTION)\b", re.IGNORECASE)
 # COPY (query) TO ... or COPY table [(columns)] TO ...: the other direction is COPY ... FROM.
@@ -70,7 +71,7 @@ def changes_no_rows(statement: Statement) -> bool:
 
 def returns_rows(text: str) -> bool:
     """Whether a write has a RETURNING clause (its answer is rows, not DuckDB's count)."""
-    return _RETURNING.search(_STRING.sub("''", text)) is not None
+    return _RETURNING.search(code_only(text)) is not None
 
 
 def opens_or_ends_transaction(statement: Statement) -> bool | None:
@@ -95,8 +96,72 @@ def setting(text: str) -> tuple[str, str | None] | None:
 
 
 def _without_comments(text: str) -> str:
-    """`text` with its -- and /* */ comments made spaces (string literals kept as written)."""
-    return _COMMENT_OR_STRING.sub(lambda m: m.group(0) if m.group(0)[0] == "'" else " ", text)
+    """`text` with its -- and /* */ comments made spaces (strings and quoted names kept)."""
+    if "--" not in text and "/*" not in text:
+        return text
+    return _blanked(text, _COMMENTS_BLANK)
+
+
+def code_only(text: str) -> str:
+    """`text` with comments made a space, strings '' and quoted identifiers "": what is left
+    is code, where a function name followed by ( is a call. Short texts' are kept: the engine
+    asks several questions of each statement."""
+    if len(text) > CACHED_TEXT_MAX:
+        return _code_only(text)
+    return _kept_code_only(text)
+
+
+def _lowered_code(text: str) -> str:
+    """code_only(text) in lowercase, where names are looked for."""
+    if len(text) > CACHED_TEXT_MAX:
+        return _lower_code(text)
+    return _kept_lowered_code(text)
+
+
+def _code_only(text: str) -> str:
+    if not ('"' in text or "$" in text or "--" in text or "/*" in text or "\\" in text):
+        return _PLAIN_STRING.sub("''", text)
+    return _blanked(text, _ALL_BLANK)
+
+
+# What each kind of piece that is not code becomes; a kind not named is kept as written.
+_ALL_BLANK = {"comment": " ", "identifier": '""', "string": "''"}
+_COMMENTS_BLANK = {"comment": " "}
+
+
+def _blanked(text: str, blanks: dict[str, str]) -> str:
+    """`text` with each comment, string or quoted identifier of a kind in `blanks` replaced as
+    it says. DuckDB's tokenizer finds them as its parser will ($tag$ strings, E'\'' escapes,
+    nested comments); a token runs to the next one, the whitespace between is kept."""
+    try:
+        tokens = duckdb.tokenize(text)
+    except duckdb.Error:  # DuckDB reports the text's mistake when it runs it
+        return _PLAIN_STRING.sub("''", text)
+    pieces, kept_from = [], 0
+    for i, (start, token) in enumerate(tokens):
+        kind = _NOT_CODE.get(token)
+        if kind == "identifier" and text[start] != '"':
+            continue  # a bare name: code
+        if kind not in blanks:
+            continue
+        end = tokens[i + 1][0] if i + 1 < len(tokens) else len(text)
+        piece = text[start:end]
+        pieces += (text[kept_from:start], blanks[kind], piece[len(piece.rstrip()):])
+        kept_from = end
+    pieces.append(text[kept_from:])
+    return "".join(pieces)
+
+
+_NOT_CODE = {duckdb.token_type.comment: "comment", duckdb.token_type.string_const: "string",
+             duckdb.token_type.identifier: "identifier"}
+
+
+def _lower_code(text: str) -> str:
+    return code_only(text).lower()
+
+
+_kept_code_only = functools.lru_cache(maxsize=CACHED_STATEMENTS)(_code_only)
+_kept_lowered_code = functools.lru_cache(maxsize=CACHED_STATEMENTS)(_lower_code)
 
 
 def is_show_models(text: str) -> bool:
@@ -112,7 +177,17 @@ def explain(text: str) -> tuple[bool, str] | None:
 
 
 def mentions_any(text: str, names: frozenset[str]) -> bool:
-    """Does the text (outside string literals) call one of these functions?"""
-    bare = _STRING.sub("''", text)
-    pattern = r"\b(" + "|".join(re.escape(n) for n in sorted(names)) + r")\s*\("
-    return re.search(pattern, bare, re.IGNORECASE) is not None
+    """Does the text (outside comments, strings and quoted identifiers) call one of these
+    functions? It runs on every statement: a substring test first, the pattern only where a
+    name is there."""
+    code = _lowered_code(text)
+    pattern, lowered = _calls_of(names)
+    return any(name in code for name in lowered) and pattern.search(code) is not None
+
+
+@functools.lru_cache(maxsize=64)
+def _calls_of(names: frozenset[str]) -> tuple[re.Pattern, tuple[str, ...]]:
+    """A pattern that finds a call of one of `names` in lowercase code, and the names in
+    lowercase (a few sets are asked of, over and over)."""
+    lowered = tuple(sorted({name.lower() for name in names}))
+    return re.compile(r"\b(?:" + "|".join(map(re.escape, lowered)) + r")\s*\("), lowered
