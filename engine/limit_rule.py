@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from sqlglot import exp
 
+from quarrydb.engine.random_draws import draws
 from quarrydb.engine.sqltree import conjuncts, to_sql
 
 FIRST_CHUNK = 16
@@ -31,6 +32,8 @@ def limit_of(tree: exp.Expression, function_names: frozenset[str]) -> int | None
     if any(e.find(exp.AggFunc, exp.Window) for e in tree.expressions):
         return None
     where = tree.args.get("where")
+    if where is not None and draws(where):  # checked, then drawn again: other rows pass
+        return None
     model_conjuncts = [c for c in conjuncts(where.this if where else None)
                        if _calls(c, function_names)]
     if not model_conjuncts or not all(_rejects_null(c, function_names) for c in model_conjuncts):

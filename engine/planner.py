@@ -18,6 +18,7 @@ from quarrydb.engine import outer_joins
 from quarrydb.engine.binder import MARKER_META, ModelCall
 from quarrydb.engine.call_columns import QUALIFIED_META
 from quarrydb.engine.errors import InternalError, NotSupportedError, ProgrammingError
+from quarrydb.engine.random_draws import Drawn, draw_once, draws
 from quarrydb.engine.sqltree import (
     DIALECT,
     conjuncts,
@@ -26,7 +27,7 @@ from quarrydb.engine.sqltree import (
     select_sources,
     to_sql,
     vectors_put_back,
-    with_clause,
+    with_ctes_read,
 )
 from quarrydb.udfs import Registry
 
@@ -103,6 +104,10 @@ class StagePlanner:
         self.optimize = optimize
         refuse_unplannable(tree, calls)
         name_result_columns(tree, calls)
+        # Made before any stage runs (see random_draws); what still draws is refused.
+        self.drawn: list[Drawn] = draw_once(tree, [c.node for c in calls],
+                                            [_scope_of(c) for c in calls], prefix)
+        refuse_random_inputs(calls, optimize)
         self.pending: dict[str, list[ModelCall]] = {}
         grouped = _grouped_by(calls)
         for index, call in enumerate(calls):
@@ -272,6 +277,26 @@ def refuse_unplannable(tree: exp.Expression, calls: list[ModelCall]) -> None:
             " (SELECT unnest(items) AS x), or compute the call in a subquery first")
 
 
+def refuse_random_inputs(calls: list[ModelCall], optimize: bool) -> None:
+    """Refuse a call whose input query would still draw at random once random_draws has drawn
+    what it can once: it would draw other rows or values than the final query, whose rows
+    would then find no result. Nothing has run yet."""
+    for call in calls:
+        if not draws(input_query(call, optimize)):
+            continue
+        shown = written_sql(call.node)
+        if any(draws(k) for k in call.keys):
+            raise NotSupportedError(
+                f"a model call whose input draws at random is not supported ({shown}): the"
+                " stage and the query would draw differently; draw the value once in a subquery"
+                " in FROM, e.g. SELECT classify(x, L) FROM (SELECT s || random() AS x FROM t)")
+        raise NotSupportedError(
+            f"the rows {shown} reads are drawn at random (random(), a sample) where the stage"
+            " and the query would each draw them, differently (a join's ON, a subquery in an"
+            " expression, a GROUP BY query's WHERE): draw the rows once in a subquery in the"
+            " outer query's FROM, e.g. FROM (SELECT * FROM t WHERE random() < 0.5) AS t")
+
+
 def _refuse_unreadable_place(call: ModelCall) -> None:
     """Refuse calls whose inputs no input query can read: COLUMNS(...) in the arguments (it
     would match the stage's own columns, not the table's), a call in PIVOT's ON or USING (no
@@ -435,8 +460,8 @@ def input_query(call: ModelCall, optimize: bool = True) -> exp.Select:
             else:
                 query = query.join(table.copy(), join_type="cross")
         if optimize:
-            _add_safe_predicates(query, _local_predicates(scope))
-    return _with_ctes(query, call.node)
+            _add_safe_predicates(query, _local_predicates(scope), keep_draws=False)
+    return with_ctes_read(query, call.node)
 
 
 def _scope_of(call: ModelCall) -> exp.Select | exp.Update | exp.Delete | None:
@@ -518,7 +543,7 @@ def _add_select_sources(query: exp.Select, scope: exp.Select, keys: list[exp.Exp
             on = join.args.get("on")
             relax = on is not None and _contains_call_name(on)
             query.append("joins", outer_joins.relaxed(join) if relax else join.copy())
-    _add_safe_predicates(query, predicates)
+    _add_safe_predicates(query, predicates, keep_draws=exact)
     if exact:
         group = scope.args.get("group")
         if group is not None and not _contains_call_name(group):
@@ -555,9 +580,13 @@ def is_lookup(select: exp.Select) -> bool:
     return source is not None and source.this.alias == LOOKUP_ALIAS
 
 
-def _add_safe_predicates(query: exp.Select, predicates: list[exp.Expression]) -> None:
-    """Keep predicates without pending model calls: they can only shrink the input."""
-    safe = [p.copy() for p in predicates if not _contains_call_name(p)]
+def _add_safe_predicates(query: exp.Select, predicates: list[exp.Expression],
+                         keep_draws: bool) -> None:
+    """Keep predicates without pending model calls: they can only shrink the input. One that
+    draws at random would draw other rows than the final query: left out, the input is a
+    superset (unless `keep_draws`: an aggregate over the rows needs them all, or none)."""
+    safe = [p.copy() for p in predicates
+            if not _contains_call_name(p) and (keep_draws or not draws(p))]
     if safe:
         query.where(exp.and_(*safe), copy=False)
 
@@ -635,37 +664,3 @@ def _expand_aliases(key: exp.Expression, scope: exp.Select) -> exp.Expression:
         return node
 
     return key.transform(swap)
-
-
-def _with_ctes(query: exp.Select, node: exp.Expression) -> exp.Select:
-    """Give the input query the CTEs it reads, from every enclosing WITH."""
-    withs: list[exp.With] = []
-    ancestor = node.parent
-    while ancestor is not None:
-        with_ = with_clause(ancestor)
-        if with_ is not None:
-            withs.append(with_)
-        ancestor = ancestor.parent
-    available: dict[str, exp.CTE] = {}
-    for with_ in reversed(withs):  # outer first: inner CTEs may read outer ones
-        for cte in with_.expressions:
-            available[cte.alias] = cte
-    recursive = any(bool(w.args.get("recursive")) for w in withs)
-    needed: list[str] = []
-    frontier: list[exp.Expression] = [query]
-    while frontier:
-        for table in frontier.pop().find_all(exp.Table):
-            name = table.name
-            if name in available and name not in needed and not table.db:
-                needed.append(name)
-                frontier.append(available[name].this)
-    if not needed:
-        return query
-    ordered = [cte for name, cte in available.items() if name in needed]  # definition order
-    return _attach_with(query, ordered, recursive)
-
-
-def _attach_with(query: exp.Select, ctes: list[exp.CTE], recursive: bool) -> exp.Select:
-    key = "with_" if "with_" in exp.Select.arg_types else "with"
-    query.set(key, exp.With(expressions=[c.copy() for c in ctes], recursive=recursive))
-    return query

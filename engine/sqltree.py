@@ -168,3 +168,38 @@ def is_volatile(node: exp.Expression) -> bool:
     return any(isinstance(n, _VOLATILE_NODES) or (
         isinstance(n, exp.Anonymous) and str(n.this).lower() in _VOLATILE_NAMES)
         for n in node.walk())
+
+
+def with_ctes_read(query: exp.Select, node: exp.Expression) -> exp.Select:
+    """`query` given the CTEs it reads, from every WITH enclosing `node`: a query the engine
+    writes to run on its own (a stage's input) reads the statement's CTEs by name."""
+    withs: list[exp.With] = []
+    ancestor = node.parent
+    while ancestor is not None:
+        with_ = with_clause(ancestor)
+        if with_ is not None:
+            withs.append(with_)
+        ancestor = ancestor.parent
+    available: dict[str, exp.CTE] = {}
+    for with_ in reversed(withs):  # outer first: inner CTEs may read outer ones
+        for cte in with_.expressions:
+            available[cte.alias] = cte
+    recursive = any(bool(w.args.get("recursive")) for w in withs)
+    needed: list[str] = []
+    frontier: list[exp.Expression] = [query]
+    while frontier:
+        for table in frontier.pop().find_all(exp.Table):
+            name = table.name
+            if name in available and name not in needed and not table.db:
+                needed.append(name)
+                frontier.append(available[name].this)
+    if not needed:
+        return query
+    ordered = [cte for name, cte in available.items() if name in needed]  # definition order
+    return _attach_with(query, ordered, recursive)
+
+
+def _attach_with(query: exp.Select, ctes: list[exp.CTE], recursive: bool) -> exp.Select:
+    key = "with_" if "with_" in exp.Select.arg_types else "with"
+    query.set(key, exp.With(expressions=[c.copy() for c in ctes], recursive=recursive))
+    return query

@@ -33,11 +33,13 @@ class StatementRun:
         self.settings = settings
         self.progress = progress
         self.registered: list[str] = []
+        self.made: list[str] = []  # how to drop the temporary tables made for the statement
         self.stats: dict[str, Any] = {"model_inputs": 0, "cache_hits": 0, "stages": []}
         self.warnings: list[str] = []
         self._prefetched: dict[str, tuple[pa.Table, StageStats, float | None]] = {}
 
     def run_all(self) -> None:
+        self._draw(empty=False)
         optimize = self.settings.optimizer
         limit = limit_rule.limit_of(self.planner.tree, self.planner.registry.function_names)
         limit = limit if optimize else None
@@ -54,6 +56,7 @@ class StatementRun:
 
     def bind_only(self) -> None:
         """EXPLAIN: plan every stage and register empty tables of the right types."""
+        self._draw(empty=True)
         while not self.planner.done:
             stage = self.planner.commit(self.planner.ready()[0])
             try:
@@ -64,7 +67,22 @@ class StatementRun:
             self._register(stage.table, keys.append_column(VALUE, output))
             self.planner.put_value(stage, None)
 
+    def _draw(self, empty: bool) -> None:
+        """Make the tables the statement's random draws are made into, once (random_draws)."""
+        for drawn in self.planner.drawn:
+            try:
+                self.con.execute(drawn.create_sql(empty))
+            except duckdb.Error as exc:
+                raise from_duckdb(exc) from None
+            self.made.append(drawn.drop_sql)
+
     def close(self) -> None:
+        for drop in reversed(self.made):
+            try:
+                self.con.execute(drop)
+            except duckdb.Error:
+                pass
+        self.made = []
         for name in self.registered:
             try:
                 self.con.unregister(name)
