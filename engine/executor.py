@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from quarrydb.engine import values
 from quarrydb.engine.cache import ResultCache, call_key, content_hash
-from quarrydb.engine.errors import DataError, OperationalError, ProgrammingError
+from quarrydb.engine.errors import DataError, OperationalError, ProgrammingError, from_duckdb
 from quarrydb.engine.planner import VALUE, Stage
 from quarrydb.udfs import Binding
 from quarrydb.udfs.loaded_models import get_model
@@ -106,9 +106,9 @@ class StageRun:
         started = time.perf_counter()
         try:
             inputs = self.con.sql(self.stage.input_sql).to_arrow_table()
-        except duckdb.Error as exc:
+        except duckdb.Error as exc:  # DuckDB's class: an IO Error stays an OperationalError
             message = f"cannot compute the inputs of {self.call.text}: {exc}"
-            raise ProgrammingError(message) from None
+            raise type(from_duckdb(exc))(message) from None
         self.stats.seconds_input_query += time.perf_counter() - started
         return inputs
 
