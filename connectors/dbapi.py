@@ -11,6 +11,7 @@ import duckdb
 import pyarrow as pa
 from duckdb.sqltypes import DuckDBPyType
 
+from quarrydb.connectors.python_tables import caller_frame, frame_tables
 from quarrydb.engine.database import in_use_or_unopenable, open_database
 from quarrydb.engine.errors import InterfaceError, ProgrammingError, from_duckdb
 from quarrydb.engine.parameters import plain_value
@@ -166,10 +167,14 @@ class Cursor:
     # --- running -------------------------------------------------------------------------------
 
     def execute(self, sql: str, params: Params = None) -> Cursor:
+        """Run one statement (or several, without parameters). A table the statement names
+        that only a DataFrame or Arrow variable of the calling code holds is read from it, as
+        DuckDB's replacement scan reads it (see python_tables)."""
         session = self._live_session()
         params = _checked_params(params)
         self._result = self._rows = None
-        self._result = session.execute(sql, params)
+        with frame_tables(session.con, sql, caller_frame(__name__)):
+            self._result = session.execute(sql, params)
         if self._result.table is not None:
             self._rows = _PythonRows(self._result, session.con)
         self._position = 0

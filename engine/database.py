@@ -157,10 +157,14 @@ class Database:
         return stat.st_mtime_ns, stat.st_size
 
     def new_connection(self) -> duckdb.DuckDBPyConnection:
-        """A DuckDB connection of its own (per cursor), with quarrydb's SQL macros installed."""
+        """A DuckDB connection of its own (per cursor), with quarrydb's SQL macros installed.
+        DuckDB's scan of Python variables is off: it would look in the engine's frames, not
+        the user's (the DB-API registers the user's, see connectors.python_tables)."""
         con = self.duck.cursor()
         con.execute(_MACROS)
+        con.execute("SET python_enable_replacements = false")
         return con
+
 
     def close(self) -> None:
         """Closed when the last connection sharing it (see open_database) closes."""

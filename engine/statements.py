@@ -176,6 +176,29 @@ def explain(text: str) -> tuple[bool, str] | None:
     return bool(match.group("analyze")), match.group("body")
 
 
+def words(text: str) -> frozenset[str]:
+    """The names written in the text outside its comments and strings (a quoted name too, as
+    written inside its quotes): where a table a Python variable holds may be named."""
+    if len(text) > CACHED_TEXT_MAX:
+        return _words(text)
+    return _kept_words(text)
+
+
+def _words(text: str) -> frozenset[str]:
+    if "--" in text or "/*" in text or "$" in text or "\\" in text:
+        text = _blanked(text, _CODE_AND_NAMES)
+    else:
+        text = _PLAIN_STRING.sub("''", text)
+    return frozenset(_WORD.findall(text))
+
+
+_kept_words = functools.lru_cache(maxsize=CACHED_STATEMENTS)(_words)
+
+
+_CODE_AND_NAMES = {"comment": " ", "string": "''"}
+_WORD = re.compile(r"[A-Za-z_]\w*")
+
+
 def mentions_any(text: str, names: frozenset[str]) -> bool:
     """Does the text (outside comments, strings and quoted identifiers) call one of these
     functions? It runs on every statement: a substring test first, the pattern only where a

@@ -1,0 +1,48 @@
+"""What a DuckDB user types, through quarrydb's DB-API: each answered as DuckDB answers it."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+import quarrydb
+
+LABELS = "['billing', 'bug']"
+
+
+# --- Python variables as tables (DuckDB's replacement scan) ---------------------------------------
+
+def test_a_dataframe_or_arrow_table_is_queried_by_its_variable_name(con):
+    frame = pd.DataFrame({"id": [1, 2], "body": ["the app crashes", "refund me please"]})  # noqa: F841
+    arrow = pa.table({"id": [3], "body": ["I was charged twice"]})  # noqa: F841
+    assert con.execute("SELECT count(*) FROM frame").fetchall() == [(2,)]
+    assert con.execute("SELECT id FROM arrow").fetchall() == [(3,)]
+    rows = con.execute(f"SELECT id, classify(body, {LABELS}) FROM frame UNION ALL"
+                       f" SELECT id, classify(body, {LABELS}) FROM arrow ORDER BY id").fetchall()
+    assert [row[0] for row in rows] == [1, 2, 3]
+    assert {row[1] for row in rows} <= {"billing", "bug"}
+
+
+def test_a_variable_is_read_from_the_calling_function_and_left_registered_nowhere(con):
+    def count_local(cursor: quarrydb.Cursor) -> list:
+        local_df = pd.DataFrame({"x": [1, 2, 3]})  # noqa: F841
+        return cursor.execute("SELECT sum(x) FROM local_df").fetchall()
+
+    assert count_local(con.cursor()) == [(6,)]
+    assert count_local(con) == [(6,)]  # through the connection's own cursor
+    with pytest.raises(quarrydb.ProgrammingError, match="local_df does not exist"):
+        con.execute("SELECT sum(x) FROM local_df")
+
+
+def test_a_table_comes_before_a_variable_and_engine_names_shadow_nothing(con):
+    """DuckDB's catalog comes first; a user's variable named as the engine's own variables
+    (data, table, rows, ...) is the user's."""
+    body = pd.DataFrame({"id": [1]})  # noqa: F841 - read by the statement
+    con.execute("CREATE TABLE body AS SELECT 42 AS id")
+    assert con.execute("SELECT id FROM body").fetchall() == [(42,)]
+    data = pd.DataFrame({"body": ["the app crashes"]})  # noqa: F841
+    table = pa.table({"body": ["refund me"]})  # noqa: F841
+    rows = con.execute(f"SELECT classify(body, {LABELS}) FROM data UNION ALL"
+                       f" SELECT classify(body, {LABELS}) FROM \"table\"").fetchall()
+    assert len(rows) == 2
