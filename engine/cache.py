@@ -15,9 +15,16 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from quarrydb.engine.database import INTERNAL_SCHEMA
+from quarrydb.engine.database import INTERNAL_SCHEMA, internal_table
 
-TABLE = f"{INTERNAL_SCHEMA}.result_cache"
+# The database holding the cache: the first attached that has one, which is the one quarrydb
+# opened (attached first), whatever database a USE made the one in use since.
+_WHERE = f"""
+SELECT t.database_name, d.readonly FROM duckdb_tables() t
+JOIN duckdb_databases() d ON d.database_oid = t.database_oid
+WHERE t.schema_name = '{INTERNAL_SCHEMA}' AND t.table_name = 'result_cache'
+ORDER BY t.database_oid LIMIT 1
+"""
 
 
 def content_hash(data: bytes) -> str:
@@ -34,31 +41,36 @@ class ResultCache:
 
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
-        self._writable: bool | None = None  # asked of DuckDB at the first store
+        self._where: tuple[str | None, bool] | None = None  # asked of DuckDB at first use
+
+    def _table(self) -> str | None:
+        """The cache table, qualified; None where the database has none (read-only, of an
+        older layout)."""
+        return self._located()[0]
 
     def writable(self) -> bool:
         """False on a database opened read-only: its results are computed, not kept."""
-        if self._writable is None:
-            self._writable = not self.con.execute(
-                "SELECT readonly FROM duckdb_databases() WHERE database_name ="
-                " current_database()").fetchall()[0][0]
-        return self._writable
+        return self._located()[1]
+
+    def _located(self) -> tuple[str | None, bool]:
+        if self._where is None:
+            found = self.con.execute(_WHERE).fetchall()
+            self._where = ((internal_table(found[0][0], "result_cache"), not found[0][1])
+                           if found else (None, False))
+        return self._where
 
     def lookup(self, key: str, hashes: Iterable[str]) -> dict[str, bytes]:
         wanted = pa.table({"input_hash": pa.array(list(hashes), type=pa.string())})
-        if wanted.num_rows == 0:
-            return {}
+        table = self._table()
+        if wanted.num_rows == 0 or table is None:
+            return {}  # (None: read-only, and nothing was ever cached here, an older layout)
         self.con.register("__quarry_cache_probe", wanted)
         try:
             rows = self.con.execute(
-                f"SELECT c.input_hash, c.value FROM {TABLE} c"
+                f"SELECT c.input_hash, c.value FROM {table} c"
                 " JOIN __quarry_cache_probe p USING (input_hash) WHERE c.call_key = ?",
                 [key],
             ).fetchall()
-        except duckdb.CatalogException:
-            if self.writable():
-                raise
-            return {}  # read-only, and nothing was ever cached here (an older layout)
         finally:
             self.con.unregister("__quarry_cache_probe")
         return dict(rows)
@@ -75,6 +87,7 @@ class ResultCache:
         )
         self.con.register("__quarry_cache_new", batch)
         try:
-            self.con.execute(f"INSERT OR IGNORE INTO {TABLE} SELECT * FROM __quarry_cache_new")
+            self.con.execute(
+                f"INSERT OR IGNORE INTO {self._table()} SELECT * FROM __quarry_cache_new")
         finally:
             self.con.unregister("__quarry_cache_new")

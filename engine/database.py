@@ -43,6 +43,12 @@ CREATE TABLE IF NOT EXISTS {INTERNAL_SCHEMA}.result_cache (
 
 
 
+def internal_table(database: str, table: str) -> str:
+    """An engine table, qualified with the database it lives in: it is found after a USE of
+    another (ATTACHed) database, as DuckDB resolves unqualified schemas in the one in use."""
+    return f'"{database}".{INTERNAL_SCHEMA}.{table}'
+
+
 def _kind_by_extension(column: str) -> str:
     """SQL naming a file's kind from its extension, as read_media reports it."""
     ext = f"lower(regexp_extract({column}, '\\.([A-Za-z0-9]+)$', 1))"
@@ -123,6 +129,9 @@ class Database:
         # VectorCatalog.drop_replaced)
         self.index_table_oids: dict[str, tuple[tuple[str, str, str], int | None]] = {}
         self.checkpoint_mark = self.file_mark()  # as of the last look (see vector_catalog)
+        # Counts the statements that may change where a table's name leads (DDL, USE, SET
+        # schema, ...): answers kept from before are asked again (see table_locations).
+        self.catalog_generation = 0
         self.users = 1  # connections sharing it (see open_database)
         self.lock = threading.RLock()  # see Session._one_at_a_time
 
@@ -164,7 +173,6 @@ class Database:
         con.execute(_MACROS)
         con.execute("SET python_enable_replacements = false")
         return con
-
 
     def close(self) -> None:
         """Closed when the last connection sharing it (see open_database) closes."""

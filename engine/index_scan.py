@@ -34,7 +34,7 @@ from quarrydb.engine.sqltree import (
     conjuncts,
     from_clause,
     is_constant,
-    table_key,
+    is_volatile,
     to_sql,
     with_clause,
 )
@@ -109,8 +109,8 @@ def match(tree: exp.Expression, catalog: VectorCatalog, names: frozenset[str]
     order, limit = tree.args.get("order"), tree.args.get("limit")
     value = limit.expression if isinstance(limit, exp.Limit) else None
     if order is None or len(order.expressions) != 1 or not (
-            isinstance(value, exp.Literal) and value.is_int):
-        return None
+            isinstance(value, exp.Literal) and value.is_int) or _limit_options(limit):
+        return None  # LIMIT 10% or WITH TIES: not k rows
     ordered = order.expressions[0]
     call = ordered.this
     if not (isinstance(call, exp.Anonymous) and len(call.expressions) == 2):
@@ -124,24 +124,29 @@ def match(tree: exp.Expression, catalog: VectorCatalog, names: frozenset[str]
     if tree.args.get("sample") or table.args.get("sample") or _shadowed(tree, table):
         return None  # a sample: the best rows of a sample; a CTE of the table's name
     where = tree.args.get("where")
-    if where is not None and any(str(n.this).lower() in names
-                                 for n in where.find_all(exp.Anonymous)):
-        return None
+    if where is not None and (is_volatile(where) or any(
+            str(n.this).lower() in names for n in where.find_all(exp.Anonymous))):
+        return None  # random(): the rows counted would not be the rows the query keeps
     first, second = call.expressions
-    database = catalog.database.name
     for indexed, probe in ((first, second), (second, first)):
-        if not is_constant(probe) or is_constant(indexed):
+        if not is_constant(probe) or is_volatile(probe) or is_constant(indexed):
             continue
         wanted = comparable(indexed)
         for info in catalog.all():
             functions, descending = ORDERINGS[info.options.metric]
             if (str(call.this).lower() in functions
                     and bool(ordered.args.get("desc")) == descending
-                    and table_key(info.table, database) == table_key(table, database)
-                    and comparable(info.expression) == wanted):
+                    and comparable(info.expression) == wanted
+                    and catalog.locations.of(table) == info.location):
                 return IndexQuery(info, int(value.name), probe, table,
                                   where.this if where else None, with_clause(tree))
     return None
+
+
+def _limit_options(limit: exp.Limit) -> bool:
+    """Whether the LIMIT is more than a row count (a percentage, WITH TIES)."""
+    options = limit.args.get("limit_options")
+    return options is not None and any(options.args.get(key) for key in ("percent", "with_ties"))
 
 
 def _shadowed(tree: exp.Select, table: exp.Table) -> bool:

@@ -56,8 +56,9 @@ def _is_float_array(to: exp.DataType) -> bool:
 
 
 # What a kept search was matched against: the catalog's list of indexes (replaced, never
-# changed, when an index changes) and the names of the model functions.
-Context = tuple[object, frozenset[str]]
+# changed, when an index changes), the names of the model functions, and the catalog
+# generation (where the table's name leads: see table_locations).
+Context = tuple[object, frozenset[str], int]
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class KeptSearches:
 
 
 def _same_context(kept: Context, now: Context) -> bool:
-    return kept[0] is now[0] and kept[1] == now[1]
+    return kept[0] is now[0] and kept[1:] == now[1:]
 
 
 class SearchTemplates:

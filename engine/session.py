@@ -60,6 +60,9 @@ from quarrydb.udfs.device import default_device, validate_device
 NOTED_WRITE_KINDS = {"INSERT", "UPDATE", "DELETE", "COPY"}  # an index is kept current for
 # Statements DuckDB answers with the count of rows written (a CREATE TABLE ... AS among CREATEs).
 COUNTED_KINDS = NOTED_WRITE_KINDS | {"CREATE"}
+# Statements after which every table name leads where it led before (others may create,
+# drop or shadow a table, or change the database or schema in use: see table_locations).
+KEEPS_TABLE_NAMES = {"SELECT", "INSERT", "UPDATE", "DELETE", "EXPLAIN", "COPY", "CALL", "PRAGMA"}
 READ_KINDS = {"SELECT", "EXPLAIN", "PRAGMA", "SET", "VARIABLE_SET", "TRANSACTION", "UNKNOWN"}
 SEARCH_FUNCTIONS = index_scan.SEARCH_FUNCTIONS  # the orderings an index may answer
 CURRENT_SETTING = frozenset({"current_setting"})
@@ -104,8 +107,8 @@ class Session:
         self._proxy: proxy_rule.ProxyOptions | None = None  # this statement's, if it has one
         self._search_templates = SearchTemplates(
             lambda tree: bool(model_call_nodes(tree, self.registry)))
-        self._kept_searches = KeptSearches(
-            lambda: (self.vectors.all(), self.registry.function_names))
+        self._kept_searches = KeptSearches(lambda: (
+            self.vectors.all(), self.registry.function_names, database.catalog_generation))
         # The writes of the open transaction (None: one no index could follow), see
         # _transaction_ended.
         self._transaction_writes: list[NotedWrite | None] = []
@@ -230,6 +233,8 @@ class Session:
                 return self._run_duckdb(to_sql(tree), None, statement.kind)
             return self._run_with_models(tree, statement.kind)
         finally:
+            if statement.kind not in KEEPS_TABLE_NAMES:  # CREATE, USE, SET schema, ...
+                self.database.catalog_generation += 1
             if (statement.kind not in READ_KINDS and noted is None
                     and not statements.changes_no_rows(statement)):  # tables may have changed
                 self.database.forget_syncs()
@@ -395,6 +400,7 @@ class Session:
             try:
                 self.con.execute(command)
             finally:
+                self.database.catalog_generation += 1  # a ROLLBACK may undo a CREATE
                 self._transaction_ended()
 
     def _transaction_ended(self) -> None:
@@ -438,9 +444,18 @@ class Session:
         """The constant side of the search, read from the text or computed by the engine."""
         vector = literal_vector(query.probe)
         if vector is None:  # an expression, e.g. embed('a query'): the engine computes it
-            probe = self.execute(f"SELECT {to_sql(query.probe)}").table
-            assert probe is not None
-            vector = np.asarray(probe.column(0)[0].as_py(), dtype=np.float32)
+            probe = to_sql(query.probe)
+            if query.info.options.metric != "ip":  # as similarity() and distance() cast it
+                probe = f"CAST(({probe}) AS FLOAT[])"
+            try:
+                table = self.execute(f"SELECT {probe}").table
+            except Error as exc:  # DuckDB's words, less the engine's SQL they quote
+                raise type(exc)(without_sql_shown(str(exc))) from None
+            assert table is not None
+            try:
+                vector = np.asarray(table.column(0)[0].as_py(), dtype=np.float32)
+            except (TypeError, ValueError):  # a NULL in it, a text: DuckDB's answer (its error)
+                vector = np.full(1, np.nan, dtype=np.float32)
         return vector
 
     def _run_duckdb(self, text: str, params: Params, kind: str, top_k: bool = False,

@@ -32,24 +32,23 @@ from sqlglot import exp
 
 from quarrydb.engine.atomic import atomic_write_bytes
 from quarrydb.engine.atomic import checksum as checksum_of
-from quarrydb.engine.database import INTERNAL_SCHEMA, Database
+from quarrydb.engine.database import Database, internal_table
 from quarrydb.engine.errors import ProgrammingError
 from quarrydb.engine.faults import crash_point
 from quarrydb.engine.index_ddl import CreateIndex
 from quarrydb.engine.pending_diffs import NotedWrite, PendingDiff
 from quarrydb.engine.sqltree import DIALECT, table_key, to_sql, without_qualifiers
+from quarrydb.engine.table_locations import Location, TableLocations, sql_name
 from quarrydb.engine.vector_index import IndexOptions, VectorIndex, default_kind
 
-INDEXES = f"{INTERNAL_SCHEMA}.vector_indexes"
-ROWS = f"{INTERNAL_SCHEMA}.index_rows"
-TABLES = f"""
-CREATE TABLE IF NOT EXISTS {INDEXES} (
+TABLES = """
+CREATE TABLE IF NOT EXISTS {indexes} (
     name VARCHAR PRIMARY KEY, table_name VARCHAR NOT NULL, expression VARCHAR NOT NULL,
     key_expression VARCHAR NOT NULL, options VARCHAR NOT NULL, dim INTEGER NOT NULL,
     checksum VARCHAR NOT NULL, next_id BIGINT NOT NULL, tombstones VARCHAR NOT NULL,
     deltas VARCHAR NOT NULL
 );
-CREATE TABLE IF NOT EXISTS {ROWS} (
+CREATE TABLE IF NOT EXISTS {rows} (
     index_name VARCHAR NOT NULL, vid BIGINT NOT NULL, row_id BIGINT NOT NULL,
     key_hash UBIGINT NOT NULL
 );
@@ -111,6 +110,12 @@ class IndexInfo:
     next_id: int
     tombstones: list[int]
     deltas: list[list]  # [file name, checksum, rows] of each change saved since the snapshot
+    location: Location = ("", "", "")  # where the table is: see _info
+
+    @property
+    def source(self) -> str:
+        """The table in the engine's SQL: the same one whatever database or schema is in use."""
+        return sql_name(self.location)
 
 
 class VectorCatalog:
@@ -121,9 +126,12 @@ class VectorCatalog:
         self.con = con
         self.run_sql = run_sql
         self.in_transaction = False  # this connection's: BEGIN ... COMMIT (see Session)
+        self.indexes_table = internal_table(database.name, "vector_indexes")
+        self.rows_table = internal_table(database.name, "index_rows")
+        self.locations = TableLocations(con, lambda: database.catalog_generation)
         if database.read_only:
             return  # the tables are there (or no index ever was); nothing is dropped
-        con.execute(TABLES)
+        con.execute(TABLES.format(indexes=self.indexes_table, rows=self.rows_table))
         if not database.orphans_dropped:
             with database.lock:
                 database.orphans_dropped = True
@@ -164,15 +172,33 @@ class VectorCatalog:
             raise ProgrammingError(
                 f"cannot index {table}: its column named rowid hides DuckDB's row ids, which"
                 " an index maps its vectors to (rename the column)")
+        location = self._indexable_location(table)
         options = _options(statement.options, rows)
-        info = IndexInfo(statement.name, table, to_sql(without_qualifiers(expression)),
-                         to_sql(_key_of(expression)), options, 0, "", 0, [], [])
+        info = IndexInfo(statement.name, _kept_name(table, location, self.database.name),
+                         to_sql(without_qualifiers(expression)), to_sql(_key_of(expression)),
+                         options, 0, "", 0, [], [], location)
         try:
             self._rebuild(info)
         except duckdb.Error as exc:  # e.g. a view, or a column the table lacks
             raise ProgrammingError(f"cannot index {statement.expression} on {table}: {exc}") \
                 from None
         self.drop_replaced()  # notes the new index's table
+
+    def _indexable_location(self, table: str) -> Location:
+        """Where the table CREATE INDEX names is; refused where an index could not follow it."""
+        location = self.locations.of(table)
+        if location is None:
+            raise ProgrammingError(f"cannot index {table}: it is not a table (a view or a"
+                                   " table function has no row ids to map vectors to)")
+        if location[0] == "temp":
+            raise ProgrammingError(
+                f"cannot index {table}: it is a temporary table, which lives in one"
+                " connection, where an index is saved with the database (index a table)")
+        if location[0] != self.database.name.lower():
+            raise ProgrammingError(
+                f"cannot index {table}: it is in database {location[0]}, and an index is"
+                f" saved with the database it indexes ({self.database.name})")
+        return location
 
     def drop(self, name: str, if_exists: bool) -> bool:
         """Drop a vector index; False when there is none of that name (DuckDB's turn)."""
@@ -183,11 +209,12 @@ class VectorCatalog:
         self._outside_transactions("DROP INDEX")
         name = info.name  # as created: names compare without case, as DuckDB's do
         self.con.execute("BEGIN TRANSACTION")
-        self.con.execute(f"DELETE FROM {ROWS} WHERE index_name = ?", [name])
-        self.con.execute(f"DELETE FROM {INDEXES} WHERE name = ?", [name])
+        self.con.execute(f"DELETE FROM {self.rows_table} WHERE index_name = ?", [name])
+        self.con.execute(f"DELETE FROM {self.indexes_table} WHERE name = ?", [name])
         self.con.execute("COMMIT")
         self.database.index_infos = None
         self.database.loaded_indexes.pop(name, None)
+        self.database.index_table_oids.pop(name, None)  # a new index may take the name
         self.database.forget_syncs(name)
         folder = self._folder(name)
         if folder is not None:
@@ -200,7 +227,7 @@ class VectorCatalog:
         if not self.all() or self.in_transaction or self.database.read_only:
             return  # in a transaction: at COMMIT (a ROLLBACK brings the table back)
         for info in list(self.all()):
-            if not self._table_exists(info.table):
+            if not self._table_exists(info.source):
                 self.drop(info.name, if_exists=True)
 
     def drop_replaced(self) -> None:
@@ -217,27 +244,13 @@ class VectorCatalog:
                 del now[name]
         self.database.index_table_oids = {n: v for n, v in now.items() if v[1] is not None}
 
-    def _table_oids(self) -> dict[str, tuple[tuple[str, str, str], int | None]]:
+    def _table_oids(self) -> dict[str, tuple[Location, int | None]]:
         """Each index's table: where it is (database, schema, name) and DuckDB's object id for
-        it (None: no table there). Where it is is looked up once, as DuckDB resolves the name
-        (a temporary table first), then kept: a temporary table of the same name created later
-        shadows the table, it does not replace it."""
+        it (None: no table there)."""
         oids = {(d.lower(), s.lower(), t.lower()): oid for d, s, t, oid in self.con.execute(
             "SELECT database_name, schema_name, table_name, table_oid FROM duckdb_tables()"
         ).fetchall()}
-        found: dict[str, tuple[tuple[str, str, str], int | None]] = {}
-        for info in self.all():
-            known = self.database.index_table_oids.get(info.name)
-            if known is not None:
-                key = known[0]
-            else:
-                table = exp.to_table(info.table, dialect=DIALECT)
-                key = table_key(table, self.database.name)
-                temporary = ("temp", "main", key[2])
-                if not table.catalog and not table.db and temporary in oids:
-                    key = temporary
-            found[info.name] = (key, oids.get(key))
-        return found
+        return {info.name: (info.location, oids.get(info.location)) for info in self.all()}
 
     def _table_exists(self, table: str) -> bool:
         """Whether the name finds a table, as DuckDB resolves it (a temporary table first)."""
@@ -255,8 +268,8 @@ class VectorCatalog:
         for info in self.all():
             try:
                 key = self.con.execute(
-                    f"SELECT {info.key_expression} FROM {info.table} LIMIT 0").description[0]
-                hidden = self._hides_row_ids(info.table)
+                    f"SELECT {info.key_expression} FROM {info.source} LIMIT 0").description[0]
+                hidden = self._hides_row_ids(info.source)
             except duckdb.Error:
                 found[info.name] = None
                 continue
@@ -303,18 +316,22 @@ class VectorCatalog:
         """Every index (read once, then kept until an index is created, changed or dropped)."""
         if self.database.index_infos is None:
             try:
-                rows = self.con.execute(f"SELECT * FROM {INDEXES} ORDER BY name").fetchall()
+                rows = self.con.execute(
+                    f"SELECT * FROM {self.indexes_table} ORDER BY name").fetchall()
             except duckdb.CatalogException:
                 if not self.database.read_only:
                     raise
                 rows = []  # read-only, and no index was ever created here
-            self.database.index_infos = [_info(row) for row in rows]
+            self.database.index_infos = [_info(row, self.database.name) for row in rows]
         return self.database.index_infos
 
     def indexes_on(self, table: str) -> list[str]:
-        """The indexes on `table` (as written in a statement: `items`, `main.items`, ...)."""
-        key = table_key(table, self.database.name)
-        return [i.name for i in self.all() if table_key(i.table, self.database.name) == key]
+        """The indexes on `table`, named as a statement writes it (`items`, `main.items`, ...)
+        from the database and schema in use."""
+        if not self.all():
+            return []
+        location = self.locations.of(table)
+        return [i.name for i in self.all() if i.location == location]
 
     def diffs_whole(self, table: str) -> bool:
         """Whether every index on `table` is left to diff the whole table at its next use:
@@ -431,7 +448,7 @@ class VectorCatalog:
         gaps = np.flatnonzero(known != np.arange(len(known)))
         start = int(gaps[0]) if len(gaps) else len(known)
         rows, last = self.con.execute(
-            f"SELECT count(*), coalesce(max(rowid), -1) FROM {info.table}").fetchall()[0]
+            f"SELECT count(*), coalesce(max(rowid), -1) FROM {info.source}").fetchall()[0]
         return None if start == len(known) and rows == last + 1 else start
 
     def null_rows(self, name: str) -> int:
@@ -439,7 +456,7 @@ class VectorCatalog:
         return self.database.index_null_rows.get(name, 0)
 
     def _count_nulls(self, info: IndexInfo) -> None:
-        sql = f"SELECT count(*) FROM {info.table} WHERE ({info.key_expression}) IS NULL"
+        sql = f"SELECT count(*) FROM {info.source} WHERE ({info.key_expression}) IS NULL"
         self.database.index_null_rows[info.name] = self.con.execute(sql).fetchall()[0][0]
 
     def _load(self, info: IndexInfo) -> VectorIndex | None:
@@ -459,8 +476,9 @@ class VectorCatalog:
         except Exception:  # a missing or unreadable file is stale data, rebuilt from DuckDB
             return None
         index.tombstones = set(info.tombstones)
-        mapping = self.con.execute(f"SELECT vid, row_id FROM {ROWS} WHERE index_name = ?",
-                                   [info.name]).fetchnumpy()
+        mapping = self.con.execute(
+            f"SELECT vid, row_id FROM {self.rows_table} WHERE index_name = ?",
+            [info.name]).fetchnumpy()
         index.set_rows(mapping["vid"].astype(np.int64), mapping["row_id"].astype(np.int64))
         return index
 
@@ -527,7 +545,7 @@ class VectorCatalog:
 
     def _indexable_rows(self, info: IndexInfo) -> int:
         return self.con.execute(
-            f"SELECT count(*) FROM {info.table} WHERE ({info.key_expression}) IS NOT NULL"
+            f"SELECT count(*) FROM {info.source} WHERE ({info.key_expression}) IS NOT NULL"
         ).fetchall()[0][0]
 
     def _sync(self, info: IndexInfo, index: VectorIndex, start: int = 0,
@@ -537,7 +555,7 @@ class VectorCatalog:
         A write through quarrydb knows which rows it may have touched: the diff is limited to
         the rows from `start` on and the rows `touched` (`start` 0: the whole table)."""
         every = f"SELECT rowid AS row_id, hash({info.key_expression}) AS key_hash FROM" \
-                f" {info.table} WHERE ({info.key_expression}) IS NOT NULL"
+                f" {info.source} WHERE ({info.key_expression}) IS NOT NULL"
         parts, scope = [every], "TRUE"  # the scope: on the map's rows (m)
         # Rows from `start` on are diffed anyway (and with `start` 0, every row).
         touched = np.zeros(0, dtype=np.int64) if touched is None else touched[touched < start]
@@ -552,13 +570,14 @@ class VectorCatalog:
             self.con.execute("CREATE OR REPLACE TEMP TABLE __quarry_now AS"
                              f" {' UNION ALL '.join(parts)}")
             vanished = self.con.execute(
-                f"SELECT vid, key_hash FROM {ROWS} m WHERE index_name = ? AND {scope} AND NOT"
-                " EXISTS (SELECT 1 FROM __quarry_now n WHERE n.row_id = m.row_id AND"
-                " n.key_hash = m.key_hash)", [info.name]).fetchnumpy()
+                f"SELECT vid, key_hash FROM {self.rows_table} m WHERE index_name = ? AND"
+                f" {scope} AND NOT EXISTS (SELECT 1 FROM __quarry_now n WHERE"
+                " n.row_id = m.row_id AND n.key_hash = m.key_hash)", [info.name]).fetchnumpy()
             fresh = self.con.sql(
                 f"SELECT row_id, key_hash FROM __quarry_now n WHERE NOT EXISTS (SELECT 1 FROM"
-                f" {ROWS} m WHERE m.index_name = $name AND {scope} AND n.row_id = m.row_id"
-                " AND n.key_hash = m.key_hash)", params={"name": info.name}).to_arrow_table()
+                f" {self.rows_table} m WHERE m.index_name = $name AND {scope}"
+                " AND n.row_id = m.row_id AND n.key_hash = m.key_hash)",
+                params={"name": info.name}).to_arrow_table()
         finally:
             self.con.execute("DROP TABLE IF EXISTS __quarry_now")
             self.con.unregister("__quarry_touched")
@@ -591,7 +610,7 @@ class VectorCatalog:
         """Build from every row of the table; vectors of rows seen before come from the cache."""
         self.database.index_infos = None  # `info` changes below
         every = self.con.sql(
-            f"SELECT rowid AS row_id, hash({info.key_expression}) AS key_hash FROM {info.table}"
+            f"SELECT rowid AS row_id, hash({info.key_expression}) AS key_hash FROM {info.source}"
             f" WHERE ({info.key_expression}) IS NOT NULL").to_arrow_table()
         row_ids, hashes, vectors = self._vectors(info, every)
         if info.dim == 0:
@@ -622,7 +641,7 @@ class VectorCatalog:
         try:
             table = self.run_sql(
                 f"SELECT t.rowid AS row_id, hash({_qualified(info.key_expression, 't')})"
-                f" AS key_hash, {_qualified(info.expression, 't')} AS v FROM {info.table} t"
+                f" AS key_hash, {_qualified(info.expression, 't')} AS v FROM {info.source} t"
                 " WHERE t.rowid IN (SELECT row_id FROM __quarry_index_rows)")
         finally:
             self.con.unregister("__quarry_index_rows")
@@ -705,15 +724,15 @@ class VectorCatalog:
         self.con.execute("BEGIN TRANSACTION")
         try:
             if replace:
-                self.con.execute(f"DELETE FROM {ROWS} WHERE index_name = ?", [info.name])
+                self.con.execute(f"DELETE FROM {self.rows_table} WHERE index_name = ?", [info.name])
             elif len(gone):
                 self.con.register("__quarry_gone", pa.table({"vid": pa.array(gone)}))
-                self.con.execute(f"DELETE FROM {ROWS} WHERE index_name = ? AND vid IN"
+                self.con.execute(f"DELETE FROM {self.rows_table} WHERE index_name = ? AND vid IN"
                                  " (SELECT vid FROM __quarry_gone)", [info.name])
-            self.con.execute(f"INSERT INTO {ROWS} SELECT * FROM __quarry_added")
-            self.con.execute(f"DELETE FROM {INDEXES} WHERE name = ?", [info.name])
+            self.con.execute(f"INSERT INTO {self.rows_table} SELECT * FROM __quarry_added")
+            self.con.execute(f"DELETE FROM {self.indexes_table} WHERE name = ?", [info.name])
             self.con.execute(
-                f"INSERT INTO {INDEXES} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT INTO {self.indexes_table} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [info.name, info.table, info.expression, info.key_expression,
                  json.dumps(asdict(info.options)), info.dim, info.checksum, info.next_id,
                  json.dumps(info.tombstones), json.dumps(info.deltas)])
@@ -766,11 +785,23 @@ def _moved_rows(gone: np.ndarray, gone_hashes: np.ndarray, fresh: pa.Table
     return moved, still_gone, fresh.filter(pa.array(~taken))
 
 
-def _info(row: tuple) -> IndexInfo:
+def _info(row: tuple, database: str) -> IndexInfo:
+    """An index's description from its catalog row. Its table is kept as CREATE INDEX wrote
+    it, qualified where it was not in the database's main schema (see VectorCatalog.create):
+    read as if nothing else were in use."""
     name, table, expression, key_expression, options, dim, checksum, next_id, tombstones, \
         deltas = row
     return IndexInfo(name, table, expression, key_expression, IndexOptions(**json.loads(options)),
-                     dim, checksum, next_id, json.loads(tombstones), json.loads(deltas))
+                     dim, checksum, next_id, json.loads(tombstones), json.loads(deltas),
+                     table_key(table, database))
+
+
+def _kept_name(written: str, location: Location, database: str) -> str:
+    """The table's name for the catalog: as written where it reads as the main schema's table
+    (the usual case, shown so in SHOW INDEXES), else qualified (`s2.items`)."""
+    if table_key(written, database) == location:
+        return written
+    return exp.table_(location[2], db=location[1], quoted=True).sql(dialect=DIALECT)
 
 
 def _expression_problem(text: str) -> str:

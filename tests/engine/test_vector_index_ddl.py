@@ -38,7 +38,8 @@ def index_names(cur) -> list[str]:
     ("CREATE INDEX a ON items USING faiss (v) WITH (kind = 'ivf', nlist = 5000)",
      "nlist 5000 needs at least 5000 rows"),
     ("CREATE INDEX a ON items USING faiss (v) WITH (nprobe = '-1')", "nprobe must be"),
-    ("CREATE INDEX a ON items_view USING faiss (v)", "cannot index v on items_view"),
+    ("CREATE INDEX a ON items_view USING faiss (v)", "cannot index items_view: it is not a"
+     " table"),
     ("CREATE INDEX a ON items USING faiss (nosuch)", "cannot index nosuch on items"),
     ("CREATE INDEX a ON mixed USING faiss (v)", "vectors have 2 to 4 numbers"),
     ("CREATE INDEX a ON with_rowid USING faiss (v)", "column named rowid"),
@@ -265,14 +266,3 @@ def test_a_vector_of_another_length_written_later(cur):
     cur.execute("DELETE FROM items WHERE id = 1001")
     assert cur.execute(unfiltered).fetchall() == [(199,), (198,), (197,)]
     assert "strategy search" in _strategy(cur, unfiltered)
-
-def test_an_index_on_a_temporary_table_lives_as_long_as_the_table(cur):
-    cur.execute("CREATE TEMP TABLE scratch AS SELECT range AS id,"
-                " [range % 7, range % 5]::FLOAT[2] AS v FROM range(100)")
-    cur.execute("CREATE INDEX on_scratch ON scratch USING faiss (v) WITH (kind = 'flat')")
-    assert index_names(cur) == ["on_scratch"]  # a temporary table is found as DuckDB finds it
-    cur.execute("EXPLAIN SELECT id FROM scratch ORDER BY similarity(v, [1, 0]::FLOAT[2]) DESC"
-                " LIMIT 3")
-    assert "on_scratch" in dict(cur.fetchall())["index scan"]
-    cur.execute("DROP TABLE scratch")
-    assert index_names(cur) == []

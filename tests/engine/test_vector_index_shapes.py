@@ -199,3 +199,52 @@ def test_a_probe_given_as_a_parameter_is_answered_by_the_index(cur, as_numpy):
     named = "SELECT id FROM items ORDER BY similarity(v, $probe) DESC LIMIT 3"
     assert answer(cur, named, {"probe": probe}) == answer(cur, named.replace(
         "similarity(v, $probe)", "similarity(v, $probe) + 0"), {"probe": probe})
+
+
+@pytest.mark.parametrize("limit", ["LIMIT 10%", "LIMIT 10 PERCENT"])
+def test_a_limit_in_percent_is_not_k_rows(cur, limit):
+    """Before, the index read LIMIT 10% as LIMIT 10, then DuckDB kept 10% of those: 1 row."""
+    sql = f"SELECT id FROM items ORDER BY similarity(v, {PROBE}) DESC {limit}"
+    make_table(cur)
+    assert not same_with_index(cur, sql)
+    assert len(answer(cur, sql)) == ROWS // 10
+
+
+def test_a_random_filter_is_not_searched_with_the_index(cur):
+    """The index counted the rows random() kept with one draw, DuckDB kept others with the
+    next: fewer than k rows came back."""
+    make_table(cur)
+    cur.execute("CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'flat')")
+    sql = f"SELECT id FROM items WHERE random() < 0.5 ORDER BY similarity(v, {PROBE}) DESC" \
+          " LIMIT 10"
+    assert not index_used(cur, sql)
+    assert all(len(answer(cur, sql)) == 10 for _ in range(5))
+
+
+@pytest.mark.parametrize("probe", ["'[0.5, -0.5, 0.5, -0.5, 0.5, -0.5, 0.5, -0.5]'", "'abc'",
+                                   "{'a': 1}"])
+def test_a_probe_of_another_type_is_cast_as_similarity_casts_it(cur, probe):
+    """Before, a text or a struct as the probe was a raw ValueError / TypeError once an index
+    existed; now the answer, or DuckDB's error, is the one without the index."""
+    make_table(cur)
+    sql = f"SELECT id FROM items ORDER BY similarity(v, {probe}) DESC LIMIT 3"
+    try:
+        expected = answer(cur, sql)
+    except quarrydb.Error as exc:
+        expected = (type(exc), str(exc).split("\n")[0])
+    cur.execute("CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'flat')")
+    for params in (None, []):
+        try:
+            got = answer(cur, sql, params)
+        except quarrydb.Error as exc:
+            assert "LINE 1" not in str(exc)
+            got = (type(exc), str(exc).split("\n")[0])
+        assert got == expected
+
+
+def test_a_probe_parameter_holding_a_null(cur):
+    make_table(cur)
+    cur.execute("CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'flat')")
+    with pytest.raises(quarrydb.ProgrammingError, match="can not contain NULL values"):
+        answer(cur, "SELECT id FROM items ORDER BY similarity(v, ?) DESC LIMIT 3",
+               [[0.5, None] + [0.5] * (DIM - 2)])
