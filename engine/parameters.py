@@ -10,6 +10,7 @@ from the statement as printed.
 from __future__ import annotations
 
 import datetime
+import decimal
 import re
 import uuid
 from collections.abc import Mapping, Sequence
@@ -24,6 +25,7 @@ from quarrydb.engine.sqltree import DIALECT
 Params = Sequence[Any] | Mapping[str, Any] | None
 _MARK = "quarry_placeholder_"
 _MARKED = re.compile(rf"\b{_MARK}(\d+)\b")
+DECIMAL_WIDTH_MAX = 38  # DuckDB's widest DECIMAL
 
 
 def bind_parameters(tree: exp.Expression, params: Params,
@@ -120,15 +122,16 @@ def _value(holder: exp.Placeholder, identifier: int | str, params: Params
         raise ProgrammingError(f"no value given for parameter {holder.sql()}") from None
     try:
         return holder, _literal(plain_value(value))
-    except ValueError:
+    except ValueError as exc:
         raise ProgrammingError(f"parameter {holder.sql(dialect=DIALECT)} has a value SQL cannot"
-                               f" write out: {type(value).__name__}") from None
+                               f" write out: {type(value).__name__} ({exc})") from None
 
 
 def _literal(value: Any) -> exp.Expression:
     """A value written into SQL as DuckDB would bind it: a float stays a DOUBLE (sqlglot writes
     0.5, which DuckDB reads as a DECIMAL, and has no literal for NaN or infinity), a tuple is a
-    list, a dict a STRUCT, a UUID and a timedelta keep their types."""
+    list, a dict a STRUCT (or a MAP, as DuckDB makes one), a UUID and a timedelta keep their
+    types, and so do a Decimal, an int beyond BIGINT and a time with an offset (see below)."""
     if isinstance(value, float):
         return exp.cast(exp.Literal.string(repr(value)), exp.DataType.Type.DOUBLE)
     if isinstance(value, (list, tuple)) and value and all(type(v) is float for v in value):
@@ -138,15 +141,74 @@ def _literal(value: Any) -> exp.Expression:
     if isinstance(value, (list, tuple)):
         return exp.Array(expressions=[_literal(v) for v in value])
     if isinstance(value, dict):
-        return exp.Struct(expressions=[
-            exp.PropertyEQ(this=exp.Literal.string(str(k)), expression=_literal(v))
-            for k, v in value.items()])
+        return _dict_literal(value)
     if isinstance(value, uuid.UUID):
         return exp.cast(exp.Literal.string(str(value)), exp.DataType.Type.UUID)
     if isinstance(value, datetime.timedelta):
         return exp.func("to_microseconds", exp.Literal.number(value // datetime.timedelta(
             microseconds=1)))
+    if isinstance(value, decimal.Decimal):
+        return _decimal_literal(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return _int_literal(value)
+    if isinstance(value, datetime.time) and value.tzinfo is not None:
+        return _time_tz_literal(value)
+    if isinstance(value, (bytearray, memoryview)):
+        return exp.convert(bytes(value))
     return exp.convert(value)
+
+
+def _dict_literal(value: dict) -> exp.Expression:
+    """As DuckDB binds a dict: {} and {'key': [...], 'value': [...]} (lists of one length) are
+    MAPs, others STRUCTs."""
+    if not value:
+        return exp.Anonymous(this="MAP", expressions=[])
+    if (value.keys() == {"key", "value"} and all(isinstance(v, (list, tuple))
+                                                 for v in value.values())
+            and len(value["key"]) == len(value["value"])):
+        return exp.Anonymous(this="MAP", expressions=[_literal(list(value["key"])),
+                                                      _literal(list(value["value"]))])
+    return exp.Struct(expressions=[
+        exp.PropertyEQ(this=exp.Literal.string(str(k)), expression=_literal(v))
+        for k, v in value.items()])
+
+
+def _decimal_literal(value: decimal.Decimal) -> exp.Expression:
+    """A Decimal as DuckDB binds it: a DECIMAL of its digits (1E+5 is DECIMAL(6,0)), a DOUBLE
+    past 38 digits, a FLOAT for NaN and infinities."""
+    if value.is_snan():
+        raise ValueError("a signalling NaN")
+    if not value.is_finite():
+        return exp.cast(exp.Literal.string(str(float(value))), exp.DataType.Type.FLOAT)
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)  # finite
+    if exponent >= 0:
+        width, scale = len(digits) + exponent, 0
+    else:
+        scale = -exponent
+        width = len(digits) if len(digits) >= scale else scale + 1
+    if width > DECIMAL_WIDTH_MAX:
+        return exp.cast(exp.Literal.string(repr(float(value))), exp.DataType.Type.DOUBLE)
+    return exp.cast(exp.Literal.string(format(value, "f")),
+                    exp.DataType.build(f"DECIMAL({width}, {scale})"))
+
+
+def _int_literal(value: int) -> exp.Expression:
+    """An int as DuckDB binds it: UBIGINT from 2**63 up to 2**64 (sqlglot's literal would be a
+    HUGEINT there); one that no 128-bit integer holds is refused, as DuckDB refuses it."""
+    if not -(2**127) <= value < 2**128:
+        raise ValueError("Python integer too large for 128-bit integer type")
+    if 2**63 <= value < 2**64:
+        return exp.cast(exp.Literal.string(str(value)), exp.DataType.Type.UBIGINT)
+    return exp.convert(value)
+
+
+def _time_tz_literal(value: datetime.time) -> exp.Expression:
+    """A time with a UTC offset is a TIME WITH TIME ZONE; a zone with no fixed offset (DuckDB
+    cannot bind one) is refused."""
+    if value.utcoffset() is None:
+        raise ValueError("a time whose zone gives no UTC offset")
+    return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.Type.TIMETZ)
 
 
 def _by_name(params: Mapping[str, Any], name: str) -> Any:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
+import decimal
+
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -46,3 +50,26 @@ def test_a_table_comes_before_a_variable_and_engine_names_shadow_nothing(con):
     rows = con.execute(f"SELECT classify(body, {LABELS}) FROM data UNION ALL"
                        f" SELECT classify(body, {LABELS}) FROM \"table\"").fetchall()
     assert len(rows) == 2
+
+
+# --- parameters beside a model call: written into the SQL, bound as DuckDB binds them ----------
+
+@pytest.mark.parametrize("value", [
+    decimal.Decimal("NaN"), decimal.Decimal("-Infinity"), decimal.Decimal("1E+5"),
+    decimal.Decimal("-0.5"), decimal.Decimal("0.000"), decimal.Decimal("100"),
+    decimal.Decimal("1E+38"), datetime.time(1, 2, tzinfo=datetime.timezone.utc),
+    datetime.time(3, 4, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=5, minutes=30))),
+    bytearray(b"ab"), memoryview(b"cd"), 2**63, 2**64 - 1, {}, {"key": [1, 2], "value": ["a", "b"]},
+    [{"a": decimal.Decimal("2.50")}],
+], ids=lambda value: "memoryview" if isinstance(value, memoryview) else repr(value))
+def test_a_parameter_beside_a_model_call_has_duckdbs_value_and_type(con, value):
+    duck = duckdb.connect().execute("SELECT ? AS v", [value])
+    wanted = (repr(duck.fetchall()), str(duck.description[0][1]))  # repr: NaN is no NaN
+    ours = con.execute(f"SELECT ? AS v, classify('x', {LABELS}) AS c", [value])
+    rows = ours.fetchall()
+    assert (repr([row[:1] for row in rows]), str(ours.description[0][1])) == wanted
+
+
+def test_a_parameter_duckdb_cannot_bind_is_refused_beside_a_model_call(con):
+    with pytest.raises(quarrydb.ProgrammingError, match="128-bit"):
+        con.execute(f"SELECT ? AS v, classify('x', {LABELS})", [2**128])
