@@ -82,6 +82,11 @@ def bind_call(
     spec = registry.function(str(node.this))
     assert spec is not None
     args = list(node.expressions)
+    named = next((a for a in args if isinstance(a, (exp.PropertyEQ, exp.Kwarg))), None)
+    if named is not None:  # else `labels := [...]` is evaluated alone: SQL the user never wrote
+        raise ProgrammingError(
+            f"{spec.name}() takes its arguments by position, not by name ({to_sql(named)}):"
+            f" write {spec.signature}")
     low, high = spec.arity()
     if not low <= len(args) <= high:
         expected = f"{low}" if low == high else f"{low} to {high}"

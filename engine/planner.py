@@ -153,6 +153,8 @@ class StagePlanner:
             if _subquery_free_context(call.node) is not None:
                 stage.inlined.append(lookup)
             call.node.replace(lookup)
+            if isinstance(lookup.parent, exp.Array):  # else printed ARRAY(<lookup>): DuckDB's
+                lookup.parent.set("value_constructor", True)  # list of its rows, [] for none
         self.stages.append(stage)
         return stage
 
@@ -180,15 +182,20 @@ def _has_model_call(node: exp.Expression, registry: Registry) -> bool:
 
 
 def _in_predicate(call: ModelCall) -> bool:
-    return call.node.find_ancestor(exp.Where, exp.Having, exp.Join) is not None
+    """In a WHERE, a HAVING or a join's ON (not in a joined item: `JOIN unnest([call])`)."""
+    holder = call.node.find_ancestor(exp.Where, exp.Having, exp.Join)
+    if isinstance(holder, exp.Join):
+        on = holder.args.get("on")
+        return on is not None and any(n is call.node for n in on.walk())
+    return holder is not None
 
 
 def _lookup(table: str, keys: list[exp.Expression]) -> exp.Expression:
     """(SELECT l.value FROM stage AS l WHERE l.key0 = <arg0> AND ...), names prefixed.
 
-    DuckDB allows no window function in a subquery's WHERE: arguments holding one read the
-    stage as a map instead (_map_lookup), the window computed first, as written."""
-    if any(k.find(exp.Window) for k in keys):
+    DuckDB allows no window function or unnest in a subquery's WHERE: arguments holding one
+    read the stage as a map instead (_map_lookup), the window computed first, as written."""
+    if any(k.find(exp.Window, exp.Explode, exp.Unnest) for k in keys):
         return _map_lookup(table, keys)
     condition = exp.and_(
         *[exp.EQ(this=exp.column(KEY.format(i), LOOKUP_ALIAS), expression=k.copy()) for i, k in
@@ -303,6 +310,10 @@ def _refuse_unreadable_place(call: ModelCall) -> None:
     SELECT to read its column from), one in a FROM-less LATERAL subquery over the outer row,
     one in a parenthesized join's ON (no input query reads it there)."""
     shown = written_sql(call.node)
+    if isinstance(call.node.parent, exp.Table):
+        raise ProgrammingError(
+            f"{call.binding.function.name}() is a scalar function, not a table ({shown} in"
+            f" FROM): select it, e.g. SELECT {shown} AS result")
     if any(c.find_ancestor(exp.Select) is call.node.find_ancestor(exp.Select)
            for k in call.keys for c in k.find_all(exp.Columns)):
         raise NotSupportedError(
@@ -511,6 +522,10 @@ def _add_select_sources(query: exp.Select, scope: exp.Select, keys: list[exp.Exp
     source = from_clause(scope)
     if source is None:
         return
+    item = _from_item_holding(node, scope)
+    if item is not None:
+        _add_sources_before(query, scope, item, optimize)
+        return
     joins = list(scope.args.get("joins") or [])
     tables = _sources(scope)
     # An aggregate or a window over other rows than the query's gives other values: the
@@ -554,6 +569,33 @@ def _add_select_sources(query: exp.Select, scope: exp.Select, keys: list[exp.Exp
         kept = [p.copy() for p in kept if not _contains_call_name(p)]
         if kept:
             query.having(exp.and_(*kept), copy=False)
+
+
+def _from_item_holding(node: exp.Expression, scope: exp.Select) -> int | None:
+    """The position among the scope's FROM items of the one whose expression holds `node` (an
+    unnest, VALUES, a table function's arguments: `FROM t, unnest([classify(s, L)])`)."""
+    for position, item in enumerate(select_sources(scope)):
+        if any(n is node for n in item.walk()):
+            return position
+    return None
+
+
+def _add_sources_before(query: exp.Select, scope: exp.Select, position: int,
+                        optimize: bool) -> None:
+    """A call in a FROM item reads the rows of the items before it, as a lateral item does
+    (none: the first item's call is a constant). WHERE conjuncts that read those items alone,
+    by qualified names, may filter them."""
+    if position == 0:
+        return
+    query.from_(from_clause(scope).this.copy(), copy=False)
+    for join in (scope.args.get("joins") or [])[:position - 1]:
+        on = join.args.get("on")
+        relax = on is not None and _contains_call_name(on)
+        query.append("joins", outer_joins.relaxed(join) if relax else join.copy())
+    if optimize:
+        names = {t.alias_or_name for t in select_sources(scope)[:position]}
+        predicates = [p for p in _local_predicates(scope) if _columns_within(p, names)]
+        _add_safe_predicates(query, predicates, keep_draws=False)
 
 
 def _model_aliases(scope: exp.Select) -> set[str]:
