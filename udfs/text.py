@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import socket
+import urllib.parse
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
@@ -144,6 +147,26 @@ def _sentence_transformer_dim(path: Path) -> int | None:
 
 
 TEXT_KERNELS = {"embed": embed_text, "classify": classify_text}
+HUB_CONNECT_TIMEOUT = 3.0  # seconds
+
+
+@functools.lru_cache(maxsize=1)
+def hub_reachable() -> bool:
+    """Whether the Hugging Face hub can be reached, asked once per process: without network
+    the hub's client retries for over a minute before it fails. Behind a proxy the proxy is
+    trusted to reach it."""
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", ""):
+        return False
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY")):
+        return True
+    from huggingface_hub import constants
+    endpoint = urllib.parse.urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((endpoint.hostname or "huggingface.co", endpoint.port or 443),
+                                 timeout=HUB_CONNECT_TIMEOUT).close()
+    except OSError:
+        return False
+    return True
 
 
 def resolve_text_model(function: FunctionSpec, name: str, modality: str) -> Binding | None:
@@ -159,7 +182,7 @@ def resolve_text_model(function: FunctionSpec, name: str, modality: str) -> Bind
             source="hub",
             revision=hub_id,
             load=lambda device: load_sentence_transformer(hub_id, device, local=False),
-            is_available=lambda: os.environ.get("HF_HUB_OFFLINE", "0") in ("0", ""),
+            is_available=hub_reachable,
             how_to_get="needs network access to the Hugging Face hub; or download it elsewhere"
             " and pass the local directory path",
         )

@@ -121,3 +121,31 @@ def test_an_enum_column_is_read_as_its_text(cur):
                 " (2, 'the app crashes'::note), (3, NULL)) v(id, body)")
     cur.execute("SELECT id, classify(body, ['billing', 'bug report']) FROM t ORDER BY id")
     assert cur.fetchall() == [(1, "billing"), (2, "bug report"), (3, None)]
+
+
+def test_a_hub_model_without_network_fails_at_once(cur, monkeypatch):
+    """Without network the hub's client retried for over a minute (about 80 s, 15 warnings)
+    before its error; the hub is now asked once whether it can be reached at all."""
+    import socket
+    import time
+
+    from huggingface_hub import constants
+
+    import quarrydb
+    from quarrydb.udfs import text
+
+    with socket.socket() as closed:  # a port nothing listens on: the connection is refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    for proxy in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(proxy, raising=False)
+    text.hub_reachable.cache_clear()
+    started = time.perf_counter()
+    try:
+        with pytest.raises(quarrydb.OperationalError, match="needs network access"):
+            cur.execute("SELECT embed('cat', 'hf:sentence-transformers/all-MiniLM-L6-v2')")
+    finally:
+        text.hub_reachable.cache_clear()
+    assert time.perf_counter() - started < 15
