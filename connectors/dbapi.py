@@ -42,8 +42,9 @@ DUCKDB_BLOCK = 2048
 class Connection:
     """An open database. Use as a context manager to close it at the end of a block."""
 
-    def __init__(self, path: str | Path = ":memory:", read_only: bool = False) -> None:
-        self._database = open_database(path, read_only)
+    def __init__(self, path: str | Path = ":memory:", read_only: bool = False,
+                 config: dict[str, Any] | None = None) -> None:
+        self._database = open_database(path, read_only, config)
         # A connection dropped without close() lets the database go when it is collected, as
         # DuckDB's does: the file's lock must not outlive every reference to it.
         self._release = weakref.finalize(self, self._database.close)
@@ -443,10 +444,21 @@ def _checked_params(params: Any) -> Params:
     )
 
 
-def connect(path: str | Path = ":memory:", read_only: bool = False) -> Connection:
-    """Open a database: `:memory:` (the default, or "") keeps nothing; a path is a database
-    directory. `read_only`, as DuckDB's: nothing is written (writes are refused, model results
-    are not cached, indexes are searched as saved), and other processes may read it too.
+def connect(database: str | Path = ":memory:", read_only: bool = False,
+            config: dict[str, Any] | None = None, *, path: str | Path | None = None
+            ) -> Connection:
+    """Open a database, with duckdb.connect's arguments: `:memory:` (the default, or "") keeps
+    nothing, `:memory:<name>` is kept in memory and shared by this process's connections of
+    that name, as in DuckDB; any other path is a database directory (`path=` names it too).
+    `read_only`, as DuckDB's: nothing is written (writes are refused, model results are not
+    cached, indexes are searched as saved), and other processes may read it too. `config`:
+    DuckDB's settings to open it with, e.g. {'threads': 4} (a setting DuckDB does not know is
+    a ProgrammingError).
     Raises OperationalError when it cannot be opened (a file in the way, in use by another
     process, ...) and ProgrammingError for a path that is not a str or Path."""
-    return Connection(path, read_only)
+    if path is not None:
+        if database != ":memory:":
+            raise ProgrammingError("give the database once: connect(database) or"
+                                   " connect(path=...), not both")
+        database = path
+    return Connection(database, read_only, config)

@@ -7,6 +7,7 @@ and `tmp/` for atomic writes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -89,26 +90,34 @@ CREATE OR REPLACE TEMP MACRO read_media(pattern) AS TABLE
 class Database:
     """An open database: embedded, in memory or in a directory."""
 
-    def __init__(self, path: str | Path = MEMORY, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path = MEMORY, read_only: bool = False,
+                 config: dict[str, Any] | None = None) -> None:
         self.path = database_path(path)
         self.directory: Path | None = None
         self._file_handle: int | None = None  # see file_mark
         # Read-only: nothing is written (no result cached, no index saved), as DuckDB's own
         # read_only; several processes may then read one database at once.
         self.read_only = read_only
-        if self.path == MEMORY:
+        self.config = checked_config(config)  # DuckDB's settings it was opened with
+        if in_memory(self.path):
             if read_only:
                 raise ProgrammingError("an in-memory database cannot be read-only: it starts"
                                        " empty (open a database directory read-only)")
-            self.duck = duckdb.connect(MEMORY)
-            self.duck.execute(_INTERNAL_TABLES)
+            self.duck = _open_duckdb(self.path, None, False, self.config)
         else:
             self.directory = Path(self.path).expanduser()
+            new = not self.directory.exists()
             if read_only:
                 _check_existing(self.directory)
             else:
                 _prepare_directory(self.directory)
-            self.duck = _open_duckdb(self.path, self.directory / DUCKDB_FILE, read_only)
+            try:
+                self.duck = _open_duckdb(self.path, self.directory / DUCKDB_FILE, read_only,
+                                         self.config)
+            except ProgrammingError:  # a config DuckDB refuses: no database made
+                if new:
+                    _remove_skeleton(self.directory)
+                raise
             self._file_handle = os.open(self.directory / DUCKDB_FILE, os.O_RDONLY)
         self.name = self.duck.execute("SELECT current_database()").fetchall()[0][0]  # "quarry"
         # Vector indexes loaded in this process, and those diffed against their table since
@@ -180,8 +189,9 @@ class Database:
             self.users -= 1
             if self.users > 0:
                 return
-            if self.directory is not None and _SHARED.get(_key(self.directory)) is self:
-                del _SHARED[_key(self.directory)]
+            key = _shared_key(self.path)
+            if key is not None and _SHARED.get(key) is self:
+                del _SHARED[key]
         self.duck.close()
         if self._file_handle is not None:  # after DuckDB's: closing it drops DuckDB's lock
             os.close(self._file_handle)
@@ -190,30 +200,63 @@ class Database:
 
 # Every connection of a process to one directory shares one Database: its loaded indexes and
 # what is known of them (a write through one connection must be seen by another's next search),
-# and its DuckDB instance (DuckDB shares that too, one per file and process).
-_SHARED: dict[Path, Database] = {}
+# and its DuckDB instance (DuckDB shares that too, one per file and process). So do those to
+# one named in-memory database, `:memory:<name>`, as DuckDB's do.
+_SHARED: dict[Path | str, Database] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def open_database(path: str | Path = MEMORY, read_only: bool = False) -> Database:
+def open_database(path: str | Path = MEMORY, read_only: bool = False,
+                  config: dict[str, Any] | None = None) -> Database:
     """The process's Database at `path`, opened on first use; `:memory:` is new each time.
-    DuckDB opens a file one way in a process: read-only, or to write."""
+    DuckDB opens a file one way in a process: read-only, or to write, and with one config."""
     path = database_path(path)
-    if path == MEMORY:
-        return Database(path, read_only)
     with _SHARED_LOCK:
-        key = _key(Path(path).expanduser())
-        database = _SHARED.get(key)
+        key = _shared_key(path)
+        database = None if key is None else _SHARED.get(key)
         if database is None:
-            database = _SHARED[key] = Database(path, read_only)
+            database = Database(path, read_only, config)
+            if key is not None:
+                _SHARED[key] = database
         elif database.read_only != read_only:
             way = "read-only" if database.read_only else "to write"
             raise OperationalError(
                 f"database {path!r} is open {way} in this process already: DuckDB opens a"
                 " file one way per process (close those connections first)")
+        elif database.config != checked_config(config):
+            raise OperationalError(
+                f"database {path!r} is open in this process already with another config:"
+                " DuckDB opens a database with one configuration per process (close those"
+                " connections first, or pass the same config)")
         else:
             database.users += 1
         return database
+
+
+def in_memory(path: str) -> bool:
+    """`:memory:`, or a named in-memory database `:memory:<name>`, as DuckDB reads them."""
+    return path.startswith(MEMORY)
+
+
+def _shared_key(path: str) -> Path | str | None:
+    """What connections sharing the Database at `path` have in common (None: it is shared
+    with none, `:memory:`)."""
+    if path == MEMORY:
+        return None
+    if in_memory(path):
+        return path
+    return _key(Path(path).expanduser())
+
+
+def checked_config(config: object) -> dict[str, Any]:
+    """DuckDB's settings to open a database with, as duckdb.connect takes them: a dict (None
+    is none). DuckDB checks its keys and values when it opens the database."""
+    if config is None:
+        return {}
+    if not isinstance(config, dict) or not all(isinstance(key, str) for key in config):
+        raise ProgrammingError("config is a dict of DuckDB settings, such as"
+                               f" {{'threads': 4}}, not {type(config).__name__}")
+    return dict(config)
 
 
 def _key(directory: Path) -> Path:
@@ -251,13 +294,20 @@ def in_use_or_unopenable(path: str, exc: Exception) -> OperationalError:
     return OperationalError(f"cannot open database {path!r}: {exc}")
 
 
-def _open_duckdb(path: str, file: Path, read_only: bool) -> duckdb.DuckDBPyConnection:
-    """The DuckDB file with the engine's tables in it (their creation is the first write,
-    where another process's lock on the write-ahead log shows; read-only, they are there)."""
+def _open_duckdb(path: str, file: Path | None, read_only: bool, config: dict[str, Any]
+                 ) -> duckdb.DuckDBPyConnection:
+    """The DuckDB file (None: the in-memory database `path`) with the engine's tables in it
+    (their creation is the first write, where another process's lock on the write-ahead log
+    shows; read-only, they are there). A config value DuckDB refuses is the user's mistake."""
     try:
-        duck = duckdb.connect(str(file), read_only=read_only)
+        duck = duckdb.connect(path if file is None else str(file), read_only=read_only,
+                              config=config)
+    except duckdb.InvalidInputException as exc:
+        raise ProgrammingError(f"cannot open database {path!r} with config {config}: {exc}"
+                               ) from None
     except duckdb.Error as exc:
         raise in_use_or_unopenable(path, exc) from None
+
     if read_only:
         return duck
     try:
@@ -319,6 +369,14 @@ def _create(directory: Path) -> None:
     if not (directory / FORMAT_FILE).exists():
         payload = {"format": FORMAT_VERSION, "created_by": "quarrydb"}
         atomic_write_bytes(directory / FORMAT_FILE, json.dumps(payload).encode())
+
+
+def _remove_skeleton(directory: Path) -> None:
+    """Remove a database directory this process has just made, holding nothing else yet."""
+    with contextlib.suppress(OSError):
+        (directory / FORMAT_FILE).unlink()
+        (directory / SKELETON_DIR).rmdir()
+        directory.rmdir()
 
 
 def _is_skeleton(name: str) -> bool:

@@ -73,3 +73,28 @@ def test_a_parameter_beside_a_model_call_has_duckdbs_value_and_type(con, value):
 def test_a_parameter_duckdb_cannot_bind_is_refused_beside_a_model_call(con):
     with pytest.raises(quarrydb.ProgrammingError, match="128-bit"):
         con.execute(f"SELECT ? AS v, classify('x', {LABELS})", [2**128])
+
+
+# --- connect() as duckdb.connect takes it ---------------------------------------------------------
+
+def test_a_named_in_memory_database_is_in_memory_and_shared_by_its_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with quarrydb.connect(":memory:shared") as first:
+        first.execute("CREATE TABLE t AS SELECT 42 AS i")
+        with quarrydb.connect(database=":memory:shared") as second:
+            assert second.execute("SELECT i FROM t").fetchall() == [(42,)]
+        with quarrydb.connect(":memory:other") as other, pytest.raises(
+                quarrydb.ProgrammingError, match="t does not exist"):
+            other.execute("SELECT i FROM t")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_config_is_duckdbs_and_a_bad_key_is_a_clear_error(tmp_path):
+    with quarrydb.connect(config={"threads": 3}) as con:
+        assert con.execute("SELECT current_setting('threads')").fetchall() == [(3,)]
+    with pytest.raises(quarrydb.ProgrammingError, match="not recognized: bogus"):
+        quarrydb.connect(tmp_path / "db", config={"bogus": 1})
+    assert not (tmp_path / "db").exists()
+    with quarrydb.connect(path=tmp_path / "db", config={"threads": 2}) as con, pytest.raises(
+            quarrydb.OperationalError, match="another config"):
+        quarrydb.connect(tmp_path / "db")
