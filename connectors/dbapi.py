@@ -92,7 +92,8 @@ class Connection:
         return self._own_cursor().description
 
     def register(self, name: str, data: Any) -> Connection:
-        """Make a DataFrame or Arrow table queryable as `name` by con.execute (as DuckDB's)."""
+        """Make a DataFrame or Arrow table queryable as `name` by con.execute (as DuckDB's; a
+        RecordBatchReader is read into a table, see Cursor.register)."""
         self._own_cursor().register(name, data)
         return self
 
@@ -183,7 +184,12 @@ class Cursor:
 
     def register(self, name: str, data: Any) -> Cursor:
         """Make a pandas DataFrame or Arrow table queryable as `name` on this cursor (as DuckDB's
-        `register`); it stays until `unregister(name)` or the cursor closes."""
+        `register`); it stays until `unregister(name)` or the cursor closes. A pyarrow
+        RecordBatchReader, which can be read once, is read into an Arrow table here (in
+        memory): a statement with model calls reads its tables twice (its stages' inputs,
+        then the final query), and every later statement may read it again."""
+        if isinstance(data, pa.RecordBatchReader):
+            data = data.read_all()
         try:
             self._live_session().con.register(name, data)
         except Exception as exc:  # DuckDB's message says what it could not register

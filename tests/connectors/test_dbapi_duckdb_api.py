@@ -98,3 +98,13 @@ def test_config_is_duckdbs_and_a_bad_key_is_a_clear_error(tmp_path):
     with quarrydb.connect(path=tmp_path / "db", config={"threads": 2}) as con, pytest.raises(
             quarrydb.OperationalError, match="another config"):
         quarrydb.connect(tmp_path / "db")
+
+
+def test_a_registered_record_batch_reader_serves_a_model_call_and_later_statements(con):
+    """A reader can be read once; a statement with a model call reads its tables twice (it
+    failed: 'already been consumed'). It is read into a table when registered."""
+    table = pa.table({"id": [1, 2], "txt": ["great job", "it is broken"]})
+    con.register("rb", pa.RecordBatchReader.from_batches(table.schema, table.to_batches()))
+    rows = con.execute("SELECT id, classify(txt, ['praise', 'bug']) FROM rb ORDER BY id")
+    assert [row[0] for row in rows.fetchall()] == [1, 2]
+    assert con.execute("SELECT count(*) FROM rb").fetchall() == [(2,)]
