@@ -53,6 +53,7 @@ from quarrydb.engine.sqltree import (
     with_vectors,
 )
 from quarrydb.engine.statement_run import StatementRun
+from quarrydb.engine.table_locations import written_name
 from quarrydb.engine.vector_catalog import VectorCatalog
 from quarrydb.udfs import Registry, default_registry
 from quarrydb.udfs.device import default_device, validate_device
@@ -338,7 +339,7 @@ class Session:
         if target is None or tree.args.get("from") or tree.args.get("from_") or tree.args.get(
                 "using") or tree.args.get("returning"):
             return None
-        table = ".".join(part for part in (target.catalog, target.db, target.name) if part)
+        table = written_name(target)  # quoted: `"my items"`
         if isinstance(tree, exp.Copy) and tree.args.get("kind") is not True:
             return None  # COPY ... TO: no row changes
         if not isinstance(tree, (exp.Update, exp.Delete, exp.Copy, exp.Insert)):

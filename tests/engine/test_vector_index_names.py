@@ -158,3 +158,15 @@ def test_an_index_made_from_another_schema_is_kept_qualified(indexed):
     cur.execute("SET schema = 'main'")
     assert ("iv2", '"s2"."items"') in [r[:2] for r in rows(cur, "SHOW INDEXES")]
     assert rows(cur, SEARCH.replace("FROM items", "FROM s2.items")) == s2_answer
+
+
+def test_writes_to_a_table_whose_name_needs_quotes(cur):
+    cur.execute('CREATE TABLE "my items" AS SELECT id, v FROM (SELECT range AS id,'
+                ' [sin(range), cos(range), sin(2 * range), cos(3 * range)]::FLOAT[4] AS v'
+                " FROM range(1000))")
+    cur.execute('CREATE INDEX iv ON "my items" USING faiss (v) WITH (kind = \'flat\')')
+    search = SEARCH.replace("FROM items", 'FROM "my items"')
+    cur.execute(f'UPDATE "my items" SET v = {PROBE} WHERE id = 5')
+    cur.execute('DELETE FROM "my items" WHERE id = 418')
+    assert rows(cur, search)[0] == (5,)
+    assert rows(cur, search) == rows(cur, EXACT.replace("FROM items", 'FROM "my items"'))
