@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import uuid
 import warnings
 from dataclasses import dataclass, field
@@ -67,6 +68,10 @@ KEEPS_TABLE_NAMES = {"SELECT", "INSERT", "UPDATE", "DELETE", "EXPLAIN", "COPY", 
 READ_KINDS = {"SELECT", "EXPLAIN", "PRAGMA", "SET", "VARIABLE_SET", "TRANSACTION", "UNKNOWN"}
 SEARCH_FUNCTIONS = index_scan.SEARCH_FUNCTIONS  # the orderings an index may answer
 CURRENT_SETTING = frozenset({"current_setting"})
+# EXPLAIN (FORMAT json) ...: options, where `EXPLAIN (SELECT ...)` explains a query.
+_EXPLAIN_OPTIONS = re.compile(
+    r"^\s*EXPLAIN\s*\(\s*(?!SELECT\b|WITH\b|FROM\b|VALUES\b|TABLE\b|\()[A-Za-z_]",
+    re.IGNORECASE)
 # What RESET sets quarrydb's own settings to.
 SETTING_DEFAULTS = {"device": "auto", "on_media_error": "null", "optimizer": "on",
                     "model_batch_size": "default"}
@@ -197,6 +202,7 @@ class Session:
         index_result = self._index_statement(text)
         if index_result is not None:
             return index_result
+        self._refuse_unplannable(statement)
         explained = statements.explain(text)
         if explained is not None:
             analyze, body = explained
@@ -245,6 +251,23 @@ class Session:
                     self.vectors.drop_orphans()
                 elif statement.kind == "CREATE":
                     self.vectors.drop_replaced()
+
+    def _refuse_unplannable(self, statement: statements.Statement) -> None:
+        """PREPARE and EXPLAIN's options of a statement with a model call, refused with what to
+        write instead: the engine plans model calls before DuckDB sees a statement, so DuckDB
+        would say there is no such function (or sqlglot would fail on the options)."""
+        if statement.kind not in ("PREPARE", "EXPLAIN") or not statements.mentions_any(
+                statement.text, self.registry.function_names):
+            return
+        if statement.kind == "PREPARE":
+            raise ProgrammingError(
+                "PREPARE cannot hold a model call: the engine plans model calls before DuckDB"
+                " sees a statement (run it with cursor.execute(sql, parameters) instead;"
+                " repeated, its plan is kept)")
+        if _EXPLAIN_OPTIONS.match(statement.text):
+            raise ProgrammingError(
+                "EXPLAIN (options) of a statement with a model call is not supported: EXPLAIN"
+                " and EXPLAIN ANALYZE show its model stages and DuckDB's plan")
 
     def _engine_tree(self, text: str, params: Params
                      ) -> tuple[exp.Expression, index_scan.IndexQuery | None] | None:

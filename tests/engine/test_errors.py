@@ -100,3 +100,23 @@ def test_fetch_without_a_result(cur):
     cur.execute("CREATE TABLE z (a INTEGER)")
     with pytest.raises(quarrydb.ProgrammingError, match="no result"):
         cur.fetchone()
+
+
+@pytest.mark.parametrize(("statement", "message"), [
+    ("PREPARE p AS SELECT classify($1, ['billing', 'bug'])", "PREPARE cannot hold a model"),
+    ("EXPLAIN (FORMAT json) SELECT classify('x', ['billing', 'bug'])",
+     "EXPLAIN \\(options\\) of a statement with a model call"),
+])
+def test_prepare_and_explain_options_with_a_model_call_are_refused(cur, statement, message):
+    """Before: DuckDB's 'Scalar Function with name classify does not exist' for PREPARE, and a
+    parser error quoting SQL the user never wrote for EXPLAIN (FORMAT json)."""
+    with pytest.raises(quarrydb.ProgrammingError, match=message):
+        cur.execute(statement)
+
+
+def test_explain_of_a_parenthesized_query_with_a_model_call(cur):
+    cur.execute("EXPLAIN (SELECT classify('refund me', ['billing', 'bug']))")
+    assert "classify" in str(cur.fetchall()).lower()
+    cur.execute("PREPARE p AS SELECT upper($1)")  # no model call: DuckDB's own
+    cur.execute("EXECUTE p('x')")
+    assert cur.fetchall() == [("X",)]
