@@ -8,6 +8,7 @@
 from quarrydb.connectors.dbapi import (
     Connection,
     Cursor,
+    QueryResult,
     apilevel,
     connect,
     paramstyle,
@@ -40,6 +41,7 @@ __all__ = [
     "NotSupportedError",
     "OperationalError",
     "ProgrammingError",
+    "QueryResult",
     "Warning",
     "apilevel",
     "connect",

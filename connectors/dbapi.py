@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -12,11 +13,18 @@ import pyarrow as pa
 from duckdb.sqltypes import DuckDBPyType
 
 from quarrydb.connectors.python_tables import caller_frame, frame_tables
+from quarrydb.connectors.table_format import MAX_ROWS, format_table
+from quarrydb.engine import statements
 from quarrydb.engine.database import in_use_or_unopenable, open_database
-from quarrydb.engine.errors import InterfaceError, ProgrammingError, from_duckdb
+from quarrydb.engine.errors import (
+    InterfaceError,
+    NotSupportedError,
+    ProgrammingError,
+    from_duckdb,
+)
 from quarrydb.engine.parameters import plain_value
 from quarrydb.engine.result_types import type_ids
-from quarrydb.engine.session import Params, Result, Session
+from quarrydb.engine.session import COUNTED_KINDS, Params, Result, Session
 
 apilevel = "2.0"
 threadsafety = 1  # share the module, not connections
@@ -37,6 +45,141 @@ PYARROW_EXACT = frozenset({
 DUCKDB_CONVERTS_FROM = 10_000
 # Rows DuckDB converts at once for a smaller fetch: each conversion costs about 0.5 ms.
 DUCKDB_BLOCK = 2048
+
+
+class _Fetching:
+    """The fetch methods of a result, in DB-API and DuckDB's shapes: Python rows, Arrow,
+    pandas, NumPy, polars. Each reads on from what was fetched before, as DuckDB's do."""
+
+    arraysize = 1
+    _rows: _PythonRows | None
+    _position: int
+
+    def _fetchable(self) -> pa.Table | None:
+        """The result's table; None for a statement that returns no rows (CREATE, SET, ...)."""
+        raise NotImplementedError
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        rows = self.fetchmany(1)
+        return rows[0] if rows else None
+
+    def fetchmany(self, size: int | None = None) -> list[tuple[Any, ...]]:
+        table = self._fetchable()
+        size = self.arraysize if size is None else size
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise ProgrammingError(f"fetchmany's size (and arraysize) is a number of rows, not"
+                                   f" {type(size).__name__}")
+        if table is None:
+            return []
+        return self._next_rows(min(table.num_rows, self._position + max(size, 0)))
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        """The rest of the rows ([] after a statement that returns none, as DuckDB)."""
+        table = self._fetchable()
+        return [] if table is None else self._next_rows(table.num_rows)
+
+    def fetch_arrow_table(self) -> pa.Table:
+        """The rest of the result as an Arrow table (DuckDB's Arrow of its types)."""
+        table = self._fetchable()
+        if table is None:
+            return pa.table({})
+        rest = table.slice(self._position)
+        self._position = table.num_rows
+        return rest
+
+    def to_arrow_table(self) -> pa.Table:
+        """DuckDB's name for fetch_arrow_table."""
+        return self.fetch_arrow_table()
+
+    def fetchdf(self) -> Any:
+        """The rest of the result as a pandas DataFrame, as DuckDB's df() makes it (a NULL
+        INTEGER column is Int32 with <NA>, a DATE datetime64, an INTERVAL a Timedelta, ...)."""
+        table = self._fetchable()
+        if table is None:
+            return pa.table({}).to_pandas()
+        assert self._rows is not None  # as there is a table
+        frame = self._rows.frame(self._position)
+        self._position = table.num_rows
+        return frame
+
+    def df(self) -> Any:
+        """DuckDB's name for fetchdf."""
+        return self.fetchdf()
+
+    def fetch_df(self) -> Any:
+        """DuckDB's other name for fetchdf."""
+        return self.fetchdf()
+
+    def fetchnumpy(self) -> dict[str, Any]:
+        """The rest of the result as DuckDB's fetchnumpy gives it: a NumPy array per column
+        (masked where there are NULLs)."""
+        table = self._fetchable()
+        if table is None:
+            return {}
+        assert self._rows is not None
+        arrays = self._rows.numpy(self._position)
+        self._position = table.num_rows
+        return arrays
+
+    def pl(self) -> Any:
+        """The rest of the result as a polars DataFrame (of DuckDB's Arrow, as DuckDB's pl()
+        makes it); polars is not one of quarrydb's dependencies."""
+        if importlib.util.find_spec("polars") is None:
+            raise NotSupportedError("pl() needs polars, which is not installed"
+                                    " (pip install polars; or use df() or arrow())")
+        import polars
+
+        return polars.from_arrow(self.fetch_arrow_table())
+
+    def _next_rows(self, stop: int) -> list[tuple[Any, ...]]:
+        assert self._rows is not None  # as there is a table (see _fetchable)
+        rows = self._rows.between(self._position, stop) if stop > self._position else []
+        self._position = max(stop, self._position)
+        return rows
+
+
+class QueryResult(_Fetching):
+    """What con.sql(query) returns: the statement's whole result, run at once (eager; DuckDB's
+    relations are lazy, and quarrydb builds no relation algebra on them). Fetch it as from a
+    cursor, or print it with show()."""
+
+    def __init__(self, result: Result, rows: _PythonRows) -> None:
+        self._result = result
+        self._rows = rows
+        self._position = 0
+
+    @property
+    def columns(self) -> list[str]:
+        return self._rows.table.column_names if self._rows is not None else []
+
+    @property
+    def types(self) -> list[DuckDBPyType]:
+        return self._rows.types if self._rows is not None else []
+
+    @property
+    def description(self) -> list[tuple[Any, ...]]:
+        return [(name, type_, None, None, None, None, None)
+                for name, type_ in zip(self.columns, self.types)]
+
+    def arrow(self) -> pa.RecordBatchReader:
+        """The rest of the result as an Arrow RecordBatchReader, as DuckDB 2's relation gives
+        it (fetch_arrow_table() gives a table)."""
+        return self.fetch_arrow_table().to_reader()
+
+    def show(self, max_rows: int = MAX_ROWS) -> None:
+        """Print the whole result as DuckDB's relation show() prints it (its box renderer)."""
+        assert self._rows is not None
+        print(format_table(self._rows.table, max_rows, types=self._rows.types,
+                           con=self._rows.con))
+
+    def __len__(self) -> int:
+        return self._rows.table.num_rows if self._rows is not None else 0
+
+    def __repr__(self) -> str:
+        return f"<quarrydb.QueryResult: {len(self)} rows, columns {self.columns}>"
+
+    def _fetchable(self) -> pa.Table | None:
+        return self._result.table
 
 
 class Connection:
@@ -87,9 +230,54 @@ class Connection:
     def fetchdf(self) -> Any:
         return self._own_cursor().fetchdf()
 
+    def df(self) -> Any:
+        return self._own_cursor().df()
+
+    def fetch_df(self) -> Any:
+        return self._own_cursor().fetch_df()
+
+    def fetchnumpy(self) -> dict[str, Any]:
+        return self._own_cursor().fetchnumpy()
+
+    def arrow(self) -> pa.Table:
+        return self._own_cursor().arrow()
+
+    def to_arrow_table(self) -> pa.Table:
+        return self._own_cursor().to_arrow_table()
+
+    def pl(self) -> Any:
+        return self._own_cursor().pl()
+
     @property
     def description(self) -> list[tuple[Any, ...]] | None:
         return self._own_cursor().description
+
+    def sql(self, query: str, params: Params = None) -> QueryResult | None:
+        """Run `query` on the connection's own cursor, as DuckDB's con.sql runs on the
+        connection, and return its whole result (None for a statement that returns no
+        rows: CREATE, SET, BEGIN ...). The result is eager: the statement has run when this
+        returns, and later statements leave it as it is; it is no DuckDB relation to build
+        more SQL on (write that SQL, or query the result's DataFrame or Arrow by name)."""
+        cursor = self._own_cursor().execute(query, params)
+        result, rows = cursor._result, cursor._rows
+        if result is None or rows is None or _answers_a_count(query):
+            return None
+        return QueryResult(result, rows)
+
+    query = sql  # DuckDB's other name
+
+    def begin(self) -> Connection:
+        """Open a transaction on the connection's own cursor, as DuckDB's con.begin()."""
+        self._own_cursor().execute("BEGIN TRANSACTION")
+        return self
+
+    def interrupt(self) -> None:
+        """Interrupt the DuckDB query running on any of this connection's cursors, as DuckDB's
+        con.interrupt() (it raises in the thread that runs it). A model stage that is
+        computing a batch at that moment is not stopped: Ctrl-C (KeyboardInterrupt) is."""
+        for cursor in self._cursors:
+            if cursor._session is not None:
+                cursor._session.con.interrupt()
 
     def register(self, name: str, data: Any) -> Connection:
         """Make a DataFrame or Arrow table queryable as `name` by con.execute (as DuckDB's; a
@@ -112,16 +300,26 @@ class Connection:
         self._end_transaction("COMMIT")
 
     def rollback(self) -> None:
+        """Roll back the transaction open on each cursor. With none open anywhere, DuckDB's
+        TransactionException ('cannot rollback - no transaction is active'), as DuckDB's."""
         self._check_open()
-        self._end_transaction("ROLLBACK")
+        if not self._end_transaction("ROLLBACK"):
+            try:
+                self._own_cursor()._live_session().con.execute("ROLLBACK")
+            except duckdb.Error as exc:
+                raise from_duckdb(exc) from None
 
-    def _end_transaction(self, command: str) -> None:
+    def _end_transaction(self, command: str) -> bool:
+        """End each cursor's open transaction; whether any cursor had one."""
+        ended = False
         for cursor in self._cursors:
             if cursor._session is not None and cursor._session.con is not None:
                 try:
                     cursor._session.end_transaction(command)
-                except Exception:  # no transaction open on this cursor: nothing to end
+                    ended = True
+                except duckdb.Error:  # no transaction open on this cursor: nothing to end
                     pass
+        return ended
 
     def close(self) -> None:
         if self._closed:
@@ -154,10 +352,8 @@ class Connection:
         self.close()
 
 
-class Cursor:
+class Cursor(_Fetching):
     """Runs statements and holds the last result as Arrow, fetched in any shape."""
-
-    arraysize = 1
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
@@ -247,35 +443,9 @@ class Cursor:
     def warnings(self) -> list[str]:
         return self._result.warnings if self._result else []
 
-    def fetchone(self) -> tuple[Any, ...] | None:
-        rows = self.fetchmany(1)
-        return rows[0] if rows else None
-
-    def fetchmany(self, size: int | None = None) -> list[tuple[Any, ...]]:
-        table = self._table()
-        size = self.arraysize if size is None else size
-        if not isinstance(size, int) or isinstance(size, bool):
-            raise ProgrammingError(f"fetchmany's size (and arraysize) is a number of rows, not"
-                                   f" {type(size).__name__}")
-        return self._next_rows(min(table.num_rows, self._position + max(size, 0)))
-
-    def fetchall(self) -> list[tuple[Any, ...]]:
-        return self._next_rows(self._table().num_rows)
-
-    def fetch_arrow_table(self) -> pa.Table:
-        table = self._table()
-        rest = table.slice(self._position)
-        self._position = table.num_rows
-        return rest
-
-    def fetchdf(self) -> Any:
-        """The rest of the result as a pandas DataFrame, as DuckDB's df() makes it (a NULL
-        INTEGER column is Int32 with <NA>, a DATE datetime64, an INTERVAL a Timedelta, ...)."""
-        table = self._table()
-        assert self._rows is not None  # as there is a table
-        frame = self._rows.frame(self._position)
-        self._position = table.num_rows
-        return frame
+    def arrow(self) -> pa.Table:
+        """The rest of the result as an Arrow table, as DuckDB's result.arrow() gave it."""
+        return self.fetch_arrow_table()
 
     def __iter__(self) -> Iterator[tuple[Any, ...]]:
         while (row := self.fetchone()) is not None:
@@ -305,17 +475,11 @@ class Cursor:
             raise InterfaceError("the cursor is closed")
         return self._session
 
-    def _table(self) -> pa.Table:
+    def _fetchable(self) -> pa.Table | None:
         self._live_session()
-        if self._result is None or self._result.table is None:
-            raise ProgrammingError("no result to fetch: the last statement returned no rows")
+        if self._result is None:
+            raise ProgrammingError("no result to fetch: no statement has run on this cursor")
         return self._result.table
-
-    def _next_rows(self, stop: int) -> list[tuple[Any, ...]]:
-        assert self._rows is not None  # as there is a table (see _table)
-        rows = self._rows.between(self._position, stop) if stop > self._position else []
-        self._position = max(stop, self._position)
-        return rows
 
 
 class _PythonRows:
@@ -379,6 +543,20 @@ class _PythonRows:
         frame.columns = self.table.column_names
         return frame
 
+    def numpy(self, start: int) -> dict[str, Any]:
+        """The rows from `start` on as DuckDB's own fetchnumpy of them, by column name."""
+        rest = self.table.slice(start)
+        try:
+            arrays = _as_duckdb_typed(self._con, rest, self.types).fetchnumpy()
+        except duckdb.Error as exc:
+            raise from_duckdb(exc) from None
+        return dict(zip(self.table.column_names, arrays.values()))
+
+    @property
+    def con(self) -> duckdb.DuckDBPyConnection:
+        """The DuckDB connection the statement ran on (its settings write the values)."""
+        return self._con
+
 
 def _by_pyarrow(type_: DuckDBPyType) -> str | None:
     """How pyarrow converts a column of this type as DuckDB does: "as is", "tuples" (an
@@ -419,6 +597,13 @@ def _as_duckdb_typed(con: duckdb.DuckDBPyConnection, table: pa.Table,
                else duckdb.ColumnExpression(name).cast(wanted)
                for name, read, wanted in zip(names, relation.types, types)]
     return relation.select(*columns)
+
+
+def _answers_a_count(sql: str) -> bool:
+    """Whether the (last) statement is a write whose answer is DuckDB's count of rows written,
+    which con.sql gives as no result."""
+    last = statements.split(sql)[-1]
+    return last.kind in COUNTED_KINDS and not statements.returns_rows(last.text)
 
 
 def _well_formed(param_sets: list[Any]) -> list[Params]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import importlib.util
 
 import duckdb
 import pandas as pd
@@ -108,3 +109,60 @@ def test_a_registered_record_batch_reader_serves_a_model_call_and_later_statemen
     rows = con.execute("SELECT id, classify(txt, ['praise', 'bug']) FROM rb ORDER BY id")
     assert [row[0] for row in rows.fetchall()] == [1, 2]
     assert con.execute("SELECT count(*) FROM rb").fetchall() == [(2,)]
+
+
+# --- DuckDB's Python API names ------------------------------------------------------------------
+
+def test_a_result_is_fetched_in_duckdbs_shapes(con):
+    duck = duckdb.connect()
+    sql = "SELECT 1::INTEGER AS a, NULL::INTEGER AS b, 'x' AS s"
+    assert con.execute(sql).df().equals(duck.execute(sql).df())
+    assert con.execute(sql).fetch_df().dtypes.to_dict() == duck.execute(sql).df().dtypes.to_dict()
+    ours, theirs = con.execute(sql).fetchnumpy(), duck.execute(sql).fetchnumpy()
+    assert list(ours) == list(theirs) and all(
+        str(ours[k]) == str(theirs[k]) and ours[k].dtype == theirs[k].dtype for k in ours)
+    assert con.execute(sql).arrow() == con.execute(sql).to_arrow_table() == pa.table(
+        {"a": pa.array([1], pa.int32()), "b": pa.array([None], pa.int32()), "s": ["x"]})
+    assert con.df().empty  # read on from what was fetched, as DuckDB's
+
+
+def test_pl_gives_polars_or_says_it_is_not_installed(con):
+    if importlib.util.find_spec("polars") is None:
+        with pytest.raises(quarrydb.NotSupportedError, match="polars"):
+            con.execute("SELECT 1 AS a").pl()
+    else:
+        assert con.execute("SELECT 1 AS a").pl().to_dicts() == [{"a": 1}]
+
+
+@pytest.mark.parametrize("statement", ["CREATE TABLE u (i INTEGER)", "SET threads = 1", "BEGIN"])
+def test_a_statement_with_no_result_fetches_nothing_as_in_duckdb(cur, statement):
+    assert cur.execute(statement).fetchall() == []
+    assert cur.execute("SET threads = 2").fetchone() is None
+    assert cur.fetchmany(3) == []
+
+
+def test_con_sql_runs_at_once_and_keeps_its_result(con, capsys):
+    assert con.sql("CREATE TABLE t AS SELECT 42 AS i") is None
+    result = con.sql("SELECT i, classify('the app crashes', ['bug', 'praise']) AS c FROM t"
+                     " WHERE i = ?", [42])
+    con.execute("DELETE FROM t")  # later statements leave the result as it was
+    assert result.columns == ["i", "c"]
+    assert result.fetchone() == (42, "bug")
+    assert result.fetchall() == []
+    again = con.query("SELECT 7 AS n")
+    assert again.df().to_dict("list") == {"n": [7]}
+    assert isinstance(con.sql("SELECT 7 AS n").arrow(), pa.RecordBatchReader)
+    con.sql("SELECT 7 AS n").show()
+    assert "│     7 │" in capsys.readouterr().out
+
+
+def test_begin_interrupt_and_rollback_as_in_duckdb(con):
+    assert con.begin() is con
+    con.execute("CREATE TABLE t (i INTEGER)")
+    con.rollback()
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 't'"
+                       ).fetchall() == [(0,)]
+    with pytest.raises(quarrydb.OperationalError, match="no transaction is active"):
+        con.rollback()
+    con.commit()  # no transaction: DuckDB's commit does nothing either
+    assert con.interrupt() is None
