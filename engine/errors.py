@@ -6,6 +6,10 @@ the connectors re-export them so a user catches `quarrydb.ProgrammingError`.
 
 from __future__ import annotations
 
+from typing import Any
+
+import duckdb
+
 
 class Warning(Exception):  # noqa: A001 - the name PEP 249 asks for
     """An important warning, such as a media value that could not be decoded."""
@@ -74,3 +78,20 @@ def without_sql_shown(message: str) -> str:
     """DuckDB's message less the line of SQL it quotes at the end (`LINE 1: ...`): where the
     engine wrote that SQL (a stage's lookups, a probe), it is not what the user wrote."""
     return message.split("\n\nLINE ")[0]
+
+
+def positioned(con: duckdb.DuckDBPyConnection, text: str, kind: str, params: Any,
+               exc: duckdb.Error) -> Error:
+    """The quarrydb error of DuckDB's error binding a statement, with DuckDB's `LINE 1: ...`
+    and caret where it has them. The relation API (con.sql) leaves them out of an error in
+    binding a query, which it binds without running: that query is bound again by
+    con.execute, which gives them (it fails there again, with nothing run). A statement of
+    another kind, or with parameters, con.sql ran and reported in full."""
+    if kind != "SELECT" or params or "\n\nLINE " in str(exc):
+        return from_duckdb(exc)
+    try:
+        con.execute(text)
+    except duckdb.Error as again:
+        if type(again) is type(exc):
+            return from_duckdb(again)
+    return from_duckdb(exc)

@@ -34,7 +34,13 @@ from quarrydb.engine.align_spaces import align_similarity_spaces
 from quarrydb.engine.binder import bind_call, model_call_nodes
 from quarrydb.engine.call_columns import qualify_call_columns
 from quarrydb.engine.database import Database
-from quarrydb.engine.errors import Error, ProgrammingError, from_duckdb, without_sql_shown
+from quarrydb.engine.errors import (
+    Error,
+    ProgrammingError,
+    from_duckdb,
+    positioned,
+    without_sql_shown,
+)
 from quarrydb.engine.executor import Progress, Settings
 from quarrydb.engine.lateral_aliases import inline_model_aliases
 from quarrydb.engine.parameters import Params, bind_parameters
@@ -410,7 +416,8 @@ class Session:
         sees (its own writes, and not what others committed since it began)."""
         opens = statements.opens_or_ends_transaction(statement)
         try:
-            result = self._run_duckdb(with_vectors(statement.text), params, statement.kind)
+            result = self._run_duckdb(with_vectors(statement.text), params, statement.kind,
+                                      as_written=True)
         finally:
             if opens is False:  # COMMIT / ROLLBACK: ended, even where it fails
                 self._transaction_ended()
@@ -483,10 +490,11 @@ class Session:
         return vector
 
     def _run_duckdb(self, text: str, params: Params, kind: str, top_k: bool = False,
-                    ranked: list[int] | None = None) -> Result:
+                    ranked: list[int] | None = None, as_written: bool = False) -> Result:
         """DuckDB's answer as Arrow. `top_k`: a LIMIT k search, a few rows, fetched the
         cheapest way there is (see _top_k_arrow); `ranked`: its candidate rows, in the order
-        the answer takes (see index_scan.in_candidate_order)."""
+        the answer takes (see index_scan.in_candidate_order); `as_written`: `text` is the
+        user's statement, whose errors keep DuckDB's position in it."""
         exact = None
         try:
             if top_k:
@@ -499,7 +507,11 @@ class Session:
                     if exact is not None:
                         exact = index_scan.in_candidate_order(exact, ranked)
             else:
-                relation = self.con.sql(text, params=params if params else None)
+                try:
+                    relation = self.con.sql(text, params=params if params else None)
+                except duckdb.Error as exc:  # the user's own SQL: DuckDB's LINE 1: ... ^ too
+                    raise (positioned(self.con, text, kind, params, exc) if as_written
+                           else from_duckdb(exc)) from None
                 if relation is None:
                     return Result(None)
                 types = relation.types

@@ -166,3 +166,16 @@ def test_begin_interrupt_and_rollback_as_in_duckdb(con):
         con.rollback()
     con.commit()  # no transaction: DuckDB's commit does nothing either
     assert con.interrupt() is None
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sql", ["SELECT * FROM nonexist", "SELECT nope FROM range(3)",
+                                 "FROM range(3) SELECT 1 +* 2"])
+def test_a_plain_statements_error_keeps_duckdbs_position(con, sql):
+    with pytest.raises(duckdb.Error) as duck:
+        duckdb.connect().execute(sql)
+    with pytest.raises(quarrydb.ProgrammingError) as ours:
+        con.execute(sql)
+    position = str(duck.value).split("\n\nLINE ")[1]
+    assert str(ours.value).endswith("\n\nLINE " + position)
