@@ -386,14 +386,18 @@ class Cursor(_Fetching):
         then the final query), and every later statement may read it again."""
         if isinstance(data, pa.RecordBatchReader):
             data = data.read_all()
+        session = self._live_session()
+        session.database.catalog_generation += 1  # `name` may shadow a table (see Session)
         try:
-            self._live_session().con.register(name, data)
+            session.con.register(name, data)
         except Exception as exc:  # DuckDB's message says what it could not register
             raise ProgrammingError(f"cannot register {name!r}: {exc}") from None
         return self
 
     def unregister(self, name: str) -> Cursor:
-        self._live_session().con.unregister(name)
+        session = self._live_session()
+        session.con.unregister(name)
+        session.database.catalog_generation += 1  # `name` may lead to a table again
         return self
 
     def set_progress(self, callback: Callable[[str, int, int], None] | None) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import re
 import sys
 from collections.abc import Iterator, Set
 from types import CodeType, FrameType
@@ -58,8 +59,11 @@ def frame_tables(con: duckdb.DuckDBPyConnection, sql: Any, frame: FrameType | No
 
 def _named_tables(sql: Any, frame: FrameType | None) -> dict[str, Any]:
     """The words of `sql` that name a table-like variable of `frame` (locals first, as
-    DuckDB looks)."""
-    if frame is None or not isinstance(sql, str):
+    DuckDB looks). None for a text that creates, drops or alters: a variable registered
+    before it runs would clash with a table it creates (or win over it, in later
+    statements of the text)."""
+    if frame is None or not isinstance(sql, str) or _CHANGES_CATALOG.search(
+            statements.code_only(sql)):
         return {}
     words = statements.words(sql)
     in_locals = words & _local_names(frame)
@@ -75,6 +79,13 @@ def _named_tables(sql: Any, frame: FrameType | None) -> dict[str, Any]:
                 found[word] = data
                 break
     return found
+
+
+_NAMED_ANYWHERE = """
+SELECT 1 FROM duckdb_tables() WHERE lower(table_name) = lower(?)
+UNION ALL SELECT 1 FROM duckdb_views() WHERE lower(view_name) = lower(?)
+"""
+_CHANGES_CATALOG = re.compile(r"\b(?:CREATE|DROP|ALTER)\b", re.IGNORECASE)
 
 
 def _local_names(frame: FrameType) -> Set[str]:
@@ -100,17 +111,16 @@ def _is_table_like(data: Any) -> bool:
 
 
 def _register_if_missing(con: duckdb.DuckDBPyConnection, name: str, data: Any) -> bool:
-    """Register `data` as `name` unless a table or view of that name exists (DuckDB's catalog
-    comes before its scan of variables), or DuckDB cannot read it."""
-    quoted = '"' + name.replace('"', '""') + '"'
-    try:
-        con.execute(f"SELECT * FROM {quoted} LIMIT 0")
+    """Register `data` as `name` unless a table or view of that name exists in any schema
+    (DuckDB's catalog comes before its scan of variables), or DuckDB cannot read it. Asked of
+    the catalog's lists, not by reading the name: a failed read would abort the user's open
+    transaction."""
+    if con.execute(_NAMED_ANYWHERE, [name, name]).fetchall():
         return False
-    except duckdb.Error as exc:
-        if f"with name {name} does not exist" not in str(exc):
-            return False  # it exists, and DuckDB has something to say of it: when it runs
+    if isinstance(data, pa.RecordBatchReader):  # read once here: a model call reads it twice
+        data = data.read_all()
     try:
-        con.register(name, data)  # a RecordBatchReader is read once, as by DuckDB
+        con.register(name, data)
     except (duckdb.Error, TypeError, ValueError, pa.ArrowException):
         return False
     return True

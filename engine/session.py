@@ -78,6 +78,10 @@ CURRENT_SETTING = frozenset({"current_setting"})
 _EXPLAIN_OPTIONS = re.compile(
     r"^\s*EXPLAIN\s*\(\s*(?!SELECT\b|WITH\b|FROM\b|VALUES\b|TABLE\b|\()[A-Za-z_]",
     re.IGNORECASE)
+# EXPLAIN ANALYZE runs what it explains: of anything but a query, a write or DDL.
+_EXPLAIN_ANALYZE_OTHER = re.compile(
+    r"^\s*EXPLAIN\s*(?:ANALY[SZ]E\b|\([^)]*\bANALY[SZ]E\b[^)]*\))\s*"
+    r"(?!\s|SELECT\b|FROM\b|VALUES\b|TABLE\b|\()", re.IGNORECASE)
 # What RESET sets quarrydb's own settings to.
 SETTING_DEFAULTS = {"device": "auto", "on_media_error": "null", "optimizer": "on",
                     "model_batch_size": "default"}
@@ -180,6 +184,14 @@ class Session:
                 return self._execute_text(statement, params)
         finally:
             self._proxy = outer_proxy
+            if statement.kind == "EXPLAIN" and _EXPLAIN_ANALYZE_OTHER.match(statement.text):
+                self._after_unknown_write()
+
+    def _after_unknown_write(self) -> None:
+        """After EXPLAIN ANALYZE of a write or DDL, which runs it: tables may have changed
+        rows, or names may lead elsewhere. Each index diffs its whole table at its next use."""
+        self.database.catalog_generation += 1
+        self.database.forget_syncs()
 
     def _one_at_a_time(self, statement: statements.Statement
                        ) -> contextlib.AbstractContextManager:

@@ -32,9 +32,21 @@ def locate(con: duckdb.DuckDBPyConnection, table_sql: str) -> Location | None:
     for node in _nodes(json.loads(plan[0][1])):
         scanned = (node.get("extra_info") or {}).get("Table")
         if isinstance(scanned, str):
+            if _may_name_a_view(con, exp.to_table(table_sql, dialect=DIALECT)):
+                return None
             table = exp.to_table(scanned, dialect=DIALECT)
             return table.catalog.lower(), table.db.lower(), table.name.lower()
     return None
+
+
+def _may_name_a_view(con: duckdb.DuckDBPyConnection, written: exp.Table) -> bool:
+    """Whether a view has the name, where the name's qualifiers allow one: EXPLAIN shows the
+    table a view reads, and a view with a column named rowid passes for that table."""
+    views = con.execute("SELECT database_name, schema_name FROM duckdb_views() WHERE NOT"
+                        " internal AND lower(view_name) = lower(?)", [written.name]).fetchall()
+    qualifiers = {part.lower() for part in (written.catalog, written.db) if part}
+    return any(not qualifiers or qualifiers & {database.lower(), schema.lower()}
+               for database, schema in views)
 
 
 def sql_name(location: Location) -> str:

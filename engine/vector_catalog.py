@@ -330,6 +330,10 @@ class VectorCatalog:
         from the database and schema in use."""
         if not self.all():
             return []
+        if self.in_transaction:  # by name alone: DuckDB's lookup, were it to fail, would
+            # abort the transaction; an index on another table of the name diffs for nothing
+            name = exp.to_table(table, dialect=DIALECT).name.lower()
+            return [i.name for i in self.all() if i.location[2] == name]
         location = self.locations.of(table)
         return [i.name for i in self.all() if i.location == location]
 

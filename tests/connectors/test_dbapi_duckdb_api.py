@@ -40,6 +40,36 @@ def test_a_variable_is_read_from_the_calling_function_and_left_registered_nowher
         con.execute("SELECT sum(x) FROM local_df")
 
 
+def test_a_variable_read_inside_a_transaction_keeps_it(con):
+    """Before, the check whether a table of the name existed failed inside BEGIN ... COMMIT,
+    which aborted the transaction: every later statement failed and its writes were lost."""
+    frame = pd.DataFrame({"i": [1, 2, 3]})  # noqa: F841 (read by name below)
+    con.execute("CREATE TABLE t (i INTEGER)")
+    con.execute("BEGIN")
+    con.execute("INSERT INTO t VALUES (0)")
+    assert con.execute("SELECT count(*) FROM frame").fetchall() == [(3,)]
+    con.execute("INSERT INTO t SELECT i FROM frame")
+    con.execute("COMMIT")
+    assert con.execute("SELECT count(*) FROM t").fetchall() == [(4,)]
+
+
+def test_a_variable_never_clashes_with_a_table_a_statement_creates(con):
+    scores = pd.DataFrame({"x": [1]})  # noqa: F841 (a variable of the name, unrelated)
+    con.execute("CREATE TEMP TABLE scores AS SELECT 1 AS id, 0.5 AS s")
+    assert con.execute("SELECT * FROM scores").fetchall() == [(1, 0.5)]
+    items = pa.table({"s": ["from the DataFrame"]})  # noqa: F841
+    con.execute("CREATE TABLE items AS SELECT 'from the table' AS s; SELECT s FROM items")
+    assert con.fetchall() == [("from the table",)]
+
+
+def test_a_record_batch_reader_variable_serves_a_model_call(con):
+    reader = pa.table({"s": ["the app crashes", "refund me"]}).to_reader()  # noqa: F841
+    con.execute("SELECT s, classify(s, ['bug', 'billing']) FROM reader ORDER BY s")
+    rows = con.fetchall()  # before: "This RecordBatchReader has already been consumed"
+    assert [row[0] for row in rows] == ["refund me", "the app crashes"]
+    assert {row[1] for row in rows} <= {"bug", "billing"}
+
+
 def test_a_table_comes_before_a_variable_and_engine_names_shadow_nothing(con):
     """DuckDB's catalog comes first; a user's variable named as the engine's own variables
     (data, table, rows, ...) is the user's."""

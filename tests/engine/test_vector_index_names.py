@@ -170,3 +170,48 @@ def test_writes_to_a_table_whose_name_needs_quotes(cur):
     cur.execute('DELETE FROM "my items" WHERE id = 418')
     assert rows(cur, search)[0] == (5,)
     assert rows(cur, search) == rows(cur, EXACT.replace("FROM items", 'FROM "my items"'))
+
+
+def test_a_registered_table_of_the_indexed_name_is_searched_exactly(cur):
+    make_table(cur)
+    cur.execute("CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'flat')")
+    rows(cur, SEARCH)
+    cur.register("items", pa.table({"id": [7, 8], "v": pa.array(
+        [[0.5, -0.5, 0.5, -0.5], [1.0, 0.0, 0.0, 0.0]], pa.list_(pa.float32(), DIM))}))
+    assert rows(cur, SEARCH) == [(7,), (8,)]  # before: a Binder Error on rowid
+    cur.unregister("items")
+    cur.execute(f"INSERT INTO items VALUES (424242, {PROBE})")  # the table's, noted again
+    assert rows(cur, SEARCH)[0] == (424242,)
+    assert rows(cur, SEARCH) == rows(cur, EXACT)
+
+
+def test_explain_analyze_of_a_write_keeps_the_index_current(cur):
+    """EXPLAIN ANALYZE runs what it explains: its INSERT and DELETE never reached the index."""
+    make_table(cur)
+    cur.execute("CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'flat')")
+    best = rows(cur, SEARCH)[0][0]
+    cur.execute(f"EXPLAIN ANALYZE INSERT INTO items VALUES (424242, {PROBE})")
+    cur.execute(f"EXPLAIN ANALYZE DELETE FROM items WHERE id = {best}")
+    assert rows(cur, SEARCH)[0] == (424242,)
+    assert rows(cur, SEARCH) == rows(cur, EXACT)
+
+
+def test_a_view_with_a_rowid_column_is_not_taken_for_its_table(indexed):
+    _, cur = indexed
+    cur.execute("CREATE VIEW s2.evens AS SELECT rowid AS rowid, id, v FROM main.items"
+                " WHERE id % 2 = 0")
+    search = SEARCH.replace("FROM items", "FROM s2.evens")
+    assert not index_used(cur, search)
+    assert all(r[0] % 2 == 0 for r in rows(cur, search))
+
+
+def test_writes_in_a_transaction_never_fail_on_the_engines_lookups(indexed):
+    """A failed statement aborts DuckDB's open transaction: the engine's own lookups inside
+    one must not fail, nor miss the indexed table."""
+    _, cur = indexed
+    cur.execute("BEGIN")
+    cur.execute(f"INSERT INTO items VALUES (424242, {PROBE})")
+    cur.execute("INSERT INTO s2.items VALUES (1, [1, 0, 0, 0])")
+    cur.execute("COMMIT")
+    assert rows(cur, SEARCH)[0] == (424242,)
+    assert rows(cur, SEARCH) == rows(cur, EXACT)

@@ -248,3 +248,21 @@ def test_a_probe_parameter_holding_a_null(cur):
     with pytest.raises(quarrydb.ProgrammingError, match="can not contain NULL values"):
         answer(cur, "SELECT id FROM items ORDER BY similarity(v, ?) DESC LIMIT 3",
                [[0.5, None] + [0.5] * (DIM - 2)])
+
+
+@pytest.mark.parametrize("setup, where", [
+    ("CREATE MACRO coin() AS random() < 0.5", "WHERE coin()"),
+    ("CREATE VIEW pick AS SELECT id FROM items WHERE random() < 0.5",
+     "WHERE id IN (SELECT id FROM pick)"),
+    ("", "WHERE id IN (SELECT id FROM items USING SAMPLE 50 PERCENT (bernoulli))"),
+])
+def test_a_filter_drawing_at_random_out_of_sight_still_gives_k_rows(cur, setup, where):
+    """A macro, a view or a sample the WHERE reads draws again each time it is read: the
+    rows the index found it to keep are not asked of it a second time (before: 3-8 rows)."""
+    make_table(cur)
+    if setup:
+        cur.execute(setup)
+    cur.execute("CREATE INDEX iv ON items USING faiss (v) WITH (kind = 'flat')")
+    sql = f"SELECT id FROM items {where} ORDER BY similarity(v, {PROBE}) DESC LIMIT 10"
+    assert index_used(cur, sql)
+    assert [len(answer(cur, sql)) for _ in range(5)] == [10] * 5
