@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from sqlglot import exp
 
+from quarrydb.engine.errors import ProgrammingError
 from quarrydb.engine.sqltree import conjuncts, from_clause, to_sql, with_ctes_read
 
 # Functions that answer otherwise each time they run. The clock (now(), current_date) is left
@@ -64,7 +65,8 @@ def draw_once(tree: exp.Expression, call_nodes: list[exp.Expression],
     def holds_call(node: exp.Expression) -> bool:
         return any(id(n) in held for n in node.walk())
 
-    for node in reversed(list(tree.walk())):  # a node's descendants come before it
+    nodes = list(tree.walk())
+    for node in reversed(nodes):  # a node's descendants come before it
         made: Drawn | None = None
         name = f"{prefix}drawn{len(drawn) + 1}"
         if isinstance(node, exp.CTE) and draws(node.this) and not holds_call(node):
@@ -75,6 +77,11 @@ def draw_once(tree: exp.Expression, call_nodes: list[exp.Expression],
             made = _draw_scope_rows(node, name, holds_call)
         if made is not None:
             drawn.append(made)
+    if drawn and any(isinstance(n, exp.Column) and n.name.lower() == "rowid" for n in nodes):
+        raise ProgrammingError(
+            "rowid beside a model call over rows drawn at random is not supported: the rows"
+            " are drawn once into a table of their own (draw them first, e.g. CREATE TEMP"
+            " TABLE drawn AS SELECT rowid AS row_id, * FROM t USING SAMPLE 10, then query it)")
     return drawn
 
 
@@ -113,11 +120,18 @@ def _draw_item(item: exp.Expression, table: str) -> Drawn:
 
 
 def _read_as(table: str, item: exp.Expression) -> exp.Table:
-    """The temporary table under the item's name (its column names are already the item's)."""
+    """The temporary table under the item's name (its column names are already the item's).
+    Columns qualified with the item's schema or database (`main.t.i`) lose those parts: the
+    name is the temporary table's alias now."""
     name = item.alias or (item.name if isinstance(item, exp.Table) else "")
     read = exp.to_table(table)
     if name:
         read.set("alias", exp.TableAlias(this=exp.to_identifier(name)))
+        if isinstance(item, exp.Table) and not item.alias and (item.db or item.catalog):
+            for column in item.root().find_all(exp.Column):
+                if column.table.lower() == name.lower():
+                    column.set("db", None)
+                    column.set("catalog", None)
     return read
 
 

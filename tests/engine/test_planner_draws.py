@@ -76,3 +76,17 @@ def test_a_model_input_that_draws_is_refused_before_a_model_runs(tickets):
     tickets.execute(f"SELECT classify(x, {L}) FROM (SELECT s || (random() < 2)::VARCHAR AS x"
                     " FROM t USING SAMPLE 5)")
     assert [label is not None for (label,) in tickets.fetchall()] == [True] * 5
+
+
+def test_rowid_beside_drawn_rows_is_refused(tickets):
+    """The drawn rows' table numbers them anew: rowid gave 0, 1, 2 ... silently."""
+    with pytest.raises(quarrydb.ProgrammingError, match="rowid beside a model call"):
+        tickets.execute(f"SELECT rowid, classify(s, {L}) FROM t USING SAMPLE 4")
+
+
+@pytest.mark.parametrize("source", ["main.t WHERE random() < 2", "main.t USING SAMPLE 3"])
+def test_columns_qualified_with_the_schema_read_the_drawn_rows(tickets, source):
+    """Before: Binder Error: Referenced table "main.t" not found."""
+    tickets.execute(f"SELECT main.t.i, classify(main.t.s, {L}) FROM {source}")
+    rows = tickets.fetchall()
+    assert rows and all(label in ("billing", "bug report") for _, label in rows)
