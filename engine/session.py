@@ -559,12 +559,15 @@ class Session:
         return StagePlanner(tree, calls, self.registry, prefix, self.settings.optimizer)
 
     def _run_with_models(self, tree: exp.Expression, kind: str) -> Result:
-        if self.database.read_only and write_target.writes_database(self.con, tree):
-            raise ProgrammingError(f"cannot run {kind}: the database is open read-only (its"
-                                   " model calls were not run)")
-        if not write_target.create_needs_running(self.con, tree):
-            return Result(None)
-        write_target.check_insert_target(self.con, tree)
+        try:  # the target's checks, before any model runs
+            if self.database.read_only and write_target.writes_database(self.con, tree):
+                raise ProgrammingError(f"cannot run {kind}: the database is open read-only"
+                                       " (its model calls were not run)")
+            if not write_target.create_needs_running(self.con, tree):
+                return Result(None)
+            write_target.check_insert_target(self.con, tree)
+        except duckdb.Error as exc:  # e.g. a transaction aborted before: DuckDB's words
+            raise from_duckdb(exc) from None
         run = StatementRun(self.con, self._planner(tree), self.settings, self.progress,
                            self._proxy)
         try:

@@ -121,3 +121,13 @@ def test_explain_of_a_parenthesized_query_with_a_model_call(cur):
     cur.execute("PREPARE p AS SELECT upper($1)")  # no model call: DuckDB's own
     cur.execute("EXECUTE p('x')")
     assert cur.fetchall() == [("X",)]
+
+
+def test_a_model_statement_in_an_aborted_transaction_is_a_dbapi_error(cur):
+    """Before: a raw duckdb TransactionException from the check of the CREATE's target."""
+    cur.execute("BEGIN")
+    with pytest.raises(quarrydb.DataError):
+        cur.execute("SELECT 'x'::INT")
+    with pytest.raises(quarrydb.OperationalError, match="transaction is aborted"):
+        cur.execute("CREATE TABLE k AS SELECT classify('refund', ['billing', 'bug']) AS c")
+    cur.execute("ROLLBACK")
