@@ -656,4 +656,7 @@ def connect(database: str | Path = ":memory:", read_only: bool = False,
             raise ProgrammingError("give the database once: connect(database) or"
                                    " connect(path=...), not both")
         database = path
+    if isinstance(config, dict) and str(config.get("access_mode", "")).lower() == "read_only":
+        config = {k: v for k, v in config.items() if k != "access_mode"}
+        read_only = True  # as read_only=True: DuckDB's setting of the same meaning
     return Connection(database, read_only, config)

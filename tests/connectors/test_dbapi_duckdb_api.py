@@ -209,3 +209,18 @@ def test_a_plain_statements_error_keeps_duckdbs_position(con, sql):
         con.execute(sql)
     position = str(duck.value).split("\n\nLINE ")[1]
     assert str(ours.value).endswith("\n\nLINE " + position)
+
+
+def test_config_access_mode_read_only_is_read_only(tmp_path):
+    """DuckDB's access_mode setting means read_only=True (before: DuckDB refused the engine's
+    own CREATE on opening, and a new directory was left behind)."""
+    path = tmp_path / "ro.quarry"
+    with quarrydb.connect(path) as con:
+        con.execute("CREATE TABLE t AS SELECT 1 AS x")
+    with quarrydb.connect(path, config={"access_mode": "READ_ONLY"}) as con:
+        assert con.execute("SELECT * FROM t").fetchall() == [(1,)]
+        with pytest.raises(quarrydb.ProgrammingError, match="read-only"):
+            con.execute("INSERT INTO t VALUES (2)")
+    with pytest.raises(quarrydb.OperationalError):
+        quarrydb.connect(tmp_path / "new.quarry", config={"access_mode": "read_only"})
+    assert not (tmp_path / "new.quarry").exists()
