@@ -13,11 +13,14 @@ from dataclasses import dataclass
 import duckdb
 
 _SET = re.compile(
-    r"^\s*SET\s+(?:SESSION\s+|LOCAL\s+)?(?P<name>[A-Za-z_]+)\s*(?:=|TO)\s*(?P<value>.+?)\s*;?\s*$",
+    r"^\s*SET\s+(?:SESSION\s+|LOCAL\s+)?(?P<name>[A-Za-z_]+|\"[A-Za-z_]+\")\s*(?:=|TO)\s*"
+    r"(?P<value>.+?)\s*;?\s*$",
     re.IGNORECASE | re.DOTALL,
 )
-_RESET = re.compile(r"^\s*RESET\s+(?:SESSION\s+|LOCAL\s+)?(?P<name>[A-Za-z_]+)\s*;?\s*$",
+_RESET = re.compile(r"^\s*RESET\s+(?:SESSION\s+|LOCAL\s+)?(?P<name>[A-Za-z_]+|\"[A-Za-z_]+\")"
+                    r"\s*;?\s*$",
                     re.IGNORECASE)
+_DOLLAR_QUOTED = re.compile(r"^\$(?P<tag>[A-Za-z_]\w*)?\$(?P<body>.*)\$(?P=tag)?\$$", re.DOTALL)
 _SHOW_MODELS = re.compile(r"^\s*SHOW\s+MODELS\s*;?\s*$", re.IGNORECASE)
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?P<analyze>ANALY[SZ]E\s+)?(?P<body>.*)$",
                       re.IGNORECASE | re.DOTALL)
@@ -85,14 +88,17 @@ def setting(text: str) -> tuple[str, str | None] | None:
     """(name, value) of a SET statement, comments aside; RESET name gives (name, None)."""
     reset = _RESET.match(_without_comments(text))
     if reset:
-        return reset.group("name").lower(), None
+        return reset.group("name").strip('"').lower(), None
     match = _SET.match(_without_comments(text))
     if not match:
         return None
     value = match.group("value").strip()
-    if len(value) >= 2 and value[0] == value[-1] == "'":
+    dollars = _DOLLAR_QUOTED.match(value)
+    if dollars:  # $$8$$, $tag$cpu$tag$: DuckDB's other way to write a string
+        value = dollars.group("body")
+    elif len(value) >= 2 and value[0] == value[-1] == "'":
         value = value[1:-1]
-    return match.group("name").lower(), value
+    return match.group("name").strip('"').lower(), value
 
 
 def _without_comments(text: str) -> str:

@@ -50,3 +50,14 @@ def test_a_returning_or_a_setting_beside_an_apostrophe_is_read(cur):
     assert (cur.rowcount, cur.fetchall()) == (1, [(7,)])
     cur.execute("/* it's small */ SET model_batch_size = 4 -- don't")
     assert cur._session.settings.batch_size == 4
+
+
+@pytest.mark.parametrize("statement", ["SET model_batch_size = $$8$$",
+                                       "SET model_batch_size = $n$8$n$",
+                                       'SET "model_batch_size" = 8'])
+def test_a_setting_written_as_duckdb_takes_it(cur, statement):
+    """Before: 'must be a positive integer, got $$8$$', and DuckDB's 'unrecognized
+    configuration parameter' for the quoted name."""
+    cur.execute(statement)
+    cur.execute("SELECT current_setting('model_batch_size')")
+    assert cur.fetchall() == [("8",)]
