@@ -62,8 +62,7 @@ def _named_tables(sql: Any, frame: FrameType | None) -> dict[str, Any]:
     DuckDB looks). None for a text that creates, drops or alters: a variable registered
     before it runs would clash with a table it creates (or win over it, in later
     statements of the text)."""
-    if frame is None or not isinstance(sql, str) or _CHANGES_CATALOG.search(
-            statements.code_only(sql)):
+    if frame is None or not isinstance(sql, str):
         return {}
     words = statements.words(sql)
     in_locals = words & _local_names(frame)
@@ -78,6 +77,8 @@ def _named_tables(sql: Any, frame: FrameType | None) -> dict[str, Any]:
             if data is not None and _is_table_like(data):
                 found[word] = data
                 break
+    if found and _CHANGES_CATALOG.search(statements.code_only(sql)):  # last: about 0.2 ms
+        return {}  # on a search's 4 KB of vector
     return found
 
 
