@@ -228,7 +228,7 @@ class Cursor(Fetching):
         if isinstance(data, pa.RecordBatchReader):
             data = data.read_all()
         session = self._live_session()
-        session.database.catalog_generation += 1  # `name` may shadow a table (see Session)
+        session.database.names_may_lead_elsewhere()  # `name` may shadow a table
         try:
             session.con.register(name, data)
         except Exception as exc:  # DuckDB's message says what it could not register
@@ -238,7 +238,7 @@ class Cursor(Fetching):
     def unregister(self, name: str) -> Cursor:
         session = self._live_session()
         session.con.unregister(name)
-        session.database.catalog_generation += 1  # `name` may lead to a table again
+        session.database.names_may_lead_elsewhere()  # `name` may lead to a table again
         return self
 
     def set_progress(self, callback: Callable[[str, int, int], None] | None) -> None:

@@ -144,6 +144,11 @@ class Database:
         self.users = 1  # connections sharing it (see open_database)
         self.lock = threading.RLock()  # see Session._one_at_a_time
 
+    def names_may_lead_elsewhere(self) -> None:
+        """A statement (DDL, USE, SET schema, register ...) may have changed where a table's
+        name leads: each connection asks DuckDB again (see table_locations)."""
+        self.catalog_generation += 1
+
     def forget_syncs(self, name: str | None = None) -> None:
         """Mark one index, or all, for a diff against its whole table (rows may have changed)."""
         if name is None:

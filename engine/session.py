@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import re
 import uuid
 import warnings
 from dataclasses import dataclass, field
@@ -74,14 +73,6 @@ KEEPS_TABLE_NAMES = {"SELECT", "INSERT", "UPDATE", "DELETE", "EXPLAIN", "COPY", 
 READ_KINDS = {"SELECT", "EXPLAIN", "PRAGMA", "SET", "VARIABLE_SET", "TRANSACTION", "UNKNOWN"}
 SEARCH_FUNCTIONS = index_scan.SEARCH_FUNCTIONS  # the orderings an index may answer
 CURRENT_SETTING = frozenset({"current_setting"})
-# EXPLAIN (FORMAT json) ...: options, where `EXPLAIN (SELECT ...)` explains a query.
-_EXPLAIN_OPTIONS = re.compile(
-    r"^\s*EXPLAIN\s*\(\s*(?!SELECT\b|WITH\b|FROM\b|VALUES\b|TABLE\b|\()[A-Za-z_]",
-    re.IGNORECASE)
-# EXPLAIN ANALYZE runs what it explains: of anything but a query, a write or DDL.
-_EXPLAIN_ANALYZE_OTHER = re.compile(
-    r"^\s*EXPLAIN\s*(?:ANALY[SZ]E\b|\([^)]*\bANALY[SZ]E\b[^)]*\))\s*"
-    r"(?!\s|SELECT\b|FROM\b|VALUES\b|TABLE\b|\()", re.IGNORECASE)
 # What RESET sets quarrydb's own settings to.
 SETTING_DEFAULTS = {"device": "auto", "on_media_error": "null", "optimizer": "on",
                     "model_batch_size": "default"}
@@ -184,13 +175,13 @@ class Session:
                 return self._execute_text(statement, params)
         finally:
             self._proxy = outer_proxy
-            if statement.kind == "EXPLAIN" and _EXPLAIN_ANALYZE_OTHER.match(statement.text):
+            if statement.kind == "EXPLAIN" and statements.explain_runs_a_write(statement.text):
                 self._after_unknown_write()
 
     def _after_unknown_write(self) -> None:
         """After EXPLAIN ANALYZE of a write or DDL, which runs it: tables may have changed
         rows, or names may lead elsewhere. Each index diffs its whole table at its next use."""
-        self.database.catalog_generation += 1
+        self.database.names_may_lead_elsewhere()
         self.database.forget_syncs()
 
     def _one_at_a_time(self, statement: statements.Statement
@@ -259,7 +250,7 @@ class Session:
             return self._run_with_models(tree, statement.kind)
         finally:
             if statement.kind not in KEEPS_TABLE_NAMES:  # CREATE, USE, SET schema, ...
-                self.database.catalog_generation += 1
+                self.database.names_may_lead_elsewhere()
             if (statement.kind not in READ_KINDS and noted is None
                     and not statements.changes_no_rows(statement)):  # tables may have changed
                 self.database.forget_syncs()
@@ -282,7 +273,7 @@ class Session:
                 "PREPARE cannot hold a model call: the engine plans model calls before DuckDB"
                 " sees a statement (run it with cursor.execute(sql, parameters) instead;"
                 " repeated, its plan is kept)")
-        if _EXPLAIN_OPTIONS.match(statement.text):
+        if statements.explain_has_options(statement.text):
             raise ProgrammingError(
                 "EXPLAIN (options) of a statement with a model call is not supported: EXPLAIN"
                 " and EXPLAIN ANALYZE show its model stages and DuckDB's plan")
@@ -443,7 +434,7 @@ class Session:
             try:
                 self.con.execute(command)
             finally:
-                self.database.catalog_generation += 1  # a ROLLBACK may undo a CREATE
+                self.database.names_may_lead_elsewhere()  # a ROLLBACK may undo a CREATE
                 self._transaction_ended()
 
     def _transaction_ended(self) -> None:

@@ -24,6 +24,12 @@ _DOLLAR_QUOTED = re.compile(r"^\$(?P<tag>[A-Za-z_]\w*)?\$(?P<body>.*)\$(?P=tag)?
 _SHOW_MODELS = re.compile(r"^\s*SHOW\s+MODELS\s*;?\s*$", re.IGNORECASE)
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(?P<analyze>ANALY[SZ]E\s+)?(?P<body>.*)$",
                       re.IGNORECASE | re.DOTALL)
+_EXPLAIN_OPTIONS = re.compile(
+    r"^\s*EXPLAIN\s*\(\s*(?!SELECT\b|WITH\b|FROM\b|VALUES\b|TABLE\b|\()[A-Za-z_]",
+    re.IGNORECASE)
+_EXPLAIN_ANALYZE_OTHER = re.compile(
+    r"^\s*EXPLAIN\s*(?:ANALY[SZ]E\b|\([^)]*\bANALY[SZ]E\b[^)]*\))\s*"
+    r"(?!\s|SELECT\b|FROM\b|VALUES\b|TABLE\b|\()", re.IGNORECASE)
 _CHECKPOINT = re.compile(r"^\s*(?:FORCE\s+)?CHECKPOINT\b", re.IGNORECASE)
 # Most statements hold no comment, quoted identifier, $$ string or \ escape (see _code_only):
 # only '...' strings, which this blanks at once. Others go through DuckDB's tokenizer.
@@ -172,6 +178,16 @@ _kept_lowered_code = functools.lru_cache(maxsize=CACHED_STATEMENTS)(_lower_code)
 
 def is_show_models(text: str) -> bool:
     return bool(_SHOW_MODELS.match(text))
+
+
+def explain_has_options(text: str) -> bool:
+    """EXPLAIN (FORMAT json) ...: options, where `EXPLAIN (SELECT ...)` explains a query."""
+    return _EXPLAIN_OPTIONS.match(text) is not None
+
+
+def explain_runs_a_write(text: str) -> bool:
+    """EXPLAIN ANALYZE runs what it explains: of anything but a query, a write or DDL."""
+    return _EXPLAIN_ANALYZE_OTHER.match(text) is not None
 
 
 def explain(text: str) -> tuple[bool, str] | None:

@@ -11,7 +11,7 @@ Database.catalog_generation): a search repeated asks nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import duckdb
@@ -64,7 +64,8 @@ def written_name(table: exp.Table) -> str:
 class TableLocations:
     """One connection's answers, kept while the catalog generation they were read at holds."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, generation: Any) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection, generation: Callable[[], int]
+                 ) -> None:
         self._con = con
         self._generation = generation  # () -> the database's catalog generation now
         self._known: dict[str, Location | None] = {}
