@@ -30,6 +30,7 @@ from sqlglot import exp
 
 from quarrydb.engine.sqltree import (
     DIALECT,
+    NULLS_LAST_WRITTEN,
     comparable,
     from_clause,
     is_constant,
@@ -105,6 +106,10 @@ def match(tree: exp.Expression, catalog: VectorCatalog, names: frozenset[str]
         return None
     if tree.args.get("qualify") or any(e.find(*_WHOLE_TABLE_NODES) for e in tree.expressions):
         return None  # these would see the candidates only, not every row
+    facts = catalog.ordering.now()
+    if any(str(call.this).lower() in facts.user_macros
+           for e in tree.expressions for call in e.find_all(exp.Anonymous)):
+        return None  # a macro may hold a window or an aggregate (see _WHOLE_TABLE_NODES)
     order, limit = tree.args.get("order"), tree.args.get("limit")
     value = limit.expression if isinstance(limit, exp.Limit) else None
     if order is None or len(order.expressions) != 1 or not (
@@ -114,12 +119,18 @@ def match(tree: exp.Expression, catalog: VectorCatalog, names: frozenset[str]
     call = ordered.this
     if not (isinstance(call, exp.Anonymous) and len(call.expressions) == 2):
         return None
-    if ordered.args.get("nulls_first"):
+    descending = ordered.args.get("desc")
+    if descending is None:  # ORDER BY x: in DuckDB's default direction (SET default_order)
+        descending = facts.descending_by_default
+    if ordered.args.get("nulls_first") or (
+            not ordered.meta.get(NULLS_LAST_WRITTEN) and facts.nulls_first(descending)):
         return None  # rows without a vector first: the index holds none of them
     source = from_clause(tree)
     if source is None or not isinstance(source.this, exp.Table) or not source.this.name:
         return None
     table = source.this
+    if not _plain_table(table):
+        return None  # PIVOT, a column list that renames, time travel, ...
     if tree.args.get("sample") or table.args.get("sample") or _shadowed(tree, table):
         return None  # a sample: the best rows of a sample; a CTE of the table's name
     where = tree.args.get("where")
@@ -128,18 +139,38 @@ def match(tree: exp.Expression, catalog: VectorCatalog, names: frozenset[str]
         return None  # random(): the rows counted would not be the rows the query keeps
     first, second = call.expressions
     for indexed, probe in ((first, second), (second, first)):
-        if not is_constant(probe) or is_volatile(probe) or is_constant(indexed):
+        if (not is_constant(probe) or is_volatile(probe) or is_constant(indexed)
+                or not _columns_of(indexed, table)):
             continue
         wanted = comparable(indexed)
         for info in catalog.all():
-            functions, descending = ORDERINGS[info.options.metric]
+            functions, best_first = ORDERINGS[info.options.metric]
             if (str(call.this).lower() in functions
-                    and bool(ordered.args.get("desc")) == descending
+                    and descending == best_first
                     and comparable(info.expression) == wanted
                     and catalog.locations.of(table) == info.location):
                 return IndexQuery(info, int(value.name), probe, table,
                                   where.this if where else None, with_clause(tree))
     return None
+
+
+def _plain_table(table: exp.Table) -> bool:
+    """Whether FROM names the table as it is: no PIVOT / UNPIVOT, no alias column list (which
+    renames its columns), no AT (time travel), no other clause sqlglot keeps on a table."""
+    alias = table.args.get("alias")
+    if alias is not None and alias.args.get("columns"):
+        return False
+    return not any(value for key, value in table.args.items()
+                   if key not in ("this", "db", "catalog", "alias", "sample"))
+
+
+def _columns_of(expression: exp.Expression, table: exp.Table) -> bool:
+    """Whether every column `expression` names is the table's own: unqualified, or qualified
+    by the name FROM gives the table. (`s.v` may be a struct's field, `other.v` an error.)"""
+    name = table.alias_or_name.lower()
+    return all(not column.args.get("db") and not column.args.get("catalog")
+               and column.table.lower() in ("", name)
+               for column in expression.find_all(exp.Column))
 
 
 def _limit_options(limit: exp.Limit) -> bool:
@@ -169,6 +200,9 @@ def candidates(query: IndexQuery, catalog: VectorCatalog, probe_vector: np.ndarr
         query.strategy = "exact (the probe is not a vector the index can rank by)"
         return None  # DuckDB's answer: its error, or its order for a NULL or zero probe
     has_nulls = catalog.null_rows(query.info.name) > 0
+    if has_nulls and query.info.options.metric == "ip":
+        query.strategy = "exact (a NULL vector: DuckDB's inner product of it is an error)"
+        return None
     query.total = index.size
     matching_rows = np.zeros(0, dtype=np.int64)
     if query.where is None:

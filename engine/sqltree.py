@@ -19,6 +19,27 @@ class QuarryDuckDB(DuckDB):
         KEYWORDS = {text: token for text, token in DuckDB.Tokenizer.KEYWORDS.items()
                     if text != "?::"}
 
+    class Parser(DuckDB.Parser):
+        def _parse_ordered(self, parse_method=None):  # noqa: ANN001, ANN202 (sqlglot's)
+            """sqlglot reads `x NULLS LAST` as `x`, the same in DuckDB's default order; after
+            SET default_null_order = 'nulls_first' it is not: the written clause is kept."""
+            ordered = super()._parse_ordered(parse_method)
+            written = self._tokens[max(self._index - 2, 0):self._index]
+            if ordered is not None and [t.text.upper() for t in written] == ["NULLS", "LAST"]:
+                ordered.meta[NULLS_LAST_WRITTEN] = True
+            return ordered
+
+    class Generator(DuckDB.Generator):
+        def ordered_sql(self, expression: exp.Ordered) -> str:
+            sql = super().ordered_sql(expression)
+            if expression.meta.get(NULLS_LAST_WRITTEN) and not expression.args.get(
+                    "nulls_first") and not sql.endswith(" NULLS LAST"):
+                sql += " NULLS LAST"
+            return sql
+
+
+NULLS_LAST_WRITTEN = "nulls_last_written"  # an Ordered's meta key: the text said NULLS LAST
+
 
 DIALECT = QuarryDuckDB
 

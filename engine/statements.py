@@ -87,7 +87,7 @@ def opens_or_ends_transaction(statement: Statement) -> bool | None:
     """True for BEGIN / START TRANSACTION, False for COMMIT / ROLLBACK / END / ABORT, else None."""
     if statement.kind != "TRANSACTION":
         return None
-    return _BEGIN.match(statement.text) is not None
+    return _BEGIN.match(_without_comments(statement.text)) is not None
 
 
 def setting(text: str) -> tuple[str, str | None] | None:

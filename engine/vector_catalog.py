@@ -33,13 +33,14 @@ from sqlglot import exp
 from quarrydb.engine.atomic import atomic_write_bytes
 from quarrydb.engine.atomic import checksum as checksum_of
 from quarrydb.engine.database import Database, internal_table
-from quarrydb.engine.errors import ProgrammingError
+from quarrydb.engine.errors import ProgrammingError, without_sql_shown
 from quarrydb.engine.faults import crash_point
 from quarrydb.engine.index_ddl import CreateIndex
+from quarrydb.engine.ordering_facts import KeptOrderingFacts
 from quarrydb.engine.pending_diffs import NotedWrite, PendingDiff
 from quarrydb.engine.sqltree import DIALECT, table_key, to_sql, without_qualifiers
 from quarrydb.engine.table_locations import Location, TableLocations, sql_name
-from quarrydb.engine.vector_index import IndexOptions, VectorIndex, default_kind
+from quarrydb.engine.vector_index import IndexOptions, VectorIndex, default_kind, unrankable
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS {indexes} (
@@ -129,6 +130,7 @@ class VectorCatalog:
         self.indexes_table = internal_table(database.name, "vector_indexes")
         self.rows_table = internal_table(database.name, "index_rows")
         self.locations = TableLocations(con, lambda: database.catalog_generation)
+        self.ordering = KeptOrderingFacts(con, lambda: database.catalog_generation)
         if database.read_only:
             return  # the tables are there (or no index ever was); nothing is dropped
         con.execute(TABLES.format(indexes=self.indexes_table, rows=self.rows_table))
@@ -166,8 +168,8 @@ class VectorCatalog:
             rows = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
             hidden = self._hides_row_ids(table)
         except duckdb.Error as exc:
-            raise ProgrammingError(f"cannot index {statement.expression} on {table}: {exc}") \
-                from None
+            raise ProgrammingError(f"cannot index {statement.expression} on {table}:"
+                                   f" {without_sql_shown(str(exc))}") from None
         if hidden:
             raise ProgrammingError(
                 f"cannot index {table}: its column named rowid hides DuckDB's row ids, which"
@@ -180,8 +182,8 @@ class VectorCatalog:
         try:
             self._rebuild(info)
         except duckdb.Error as exc:  # e.g. a view, or a column the table lacks
-            raise ProgrammingError(f"cannot index {statement.expression} on {table}: {exc}") \
-                from None
+            raise ProgrammingError(f"cannot index {statement.expression} on {table}:"
+                                   f" {without_sql_shown(str(exc))}") from None
         self.drop_replaced()  # notes the new index's table
 
     def _indexable_location(self, table: str) -> Location:
@@ -655,8 +657,8 @@ class VectorCatalog:
                 or pa.types.is_large_list(column.type)):
             raise ProgrammingError(
                 f"cannot index {info.expression}: it is {column.type}, not a vector")
-        flat = column.flatten().to_numpy(zero_copy_only=False).astype(np.float32)
-        dim = len(flat) // max(len(column), 1)
+        values = column.flatten().to_numpy(zero_copy_only=False)
+        dim = len(values) // max(len(column), 1)
         if not pa.types.is_fixed_size_list(column.type) and len(column):
             lengths = pc.list_value_length(column)
             shortest, longest = pc.min_max(lengths).values()
@@ -671,11 +673,11 @@ class VectorCatalog:
             raise UnrankableRows(f"{info.expression} gives {dim}-d vectors; index {info.name}"
                                    f" has {info.dim} (DROP INDEX {info.name}, then create it"
                                    " again)")
-        if info.options.metric != "cosine" and not np.isfinite(flat).all():
-            raise UnrankableRows(
-                f"cannot index {info.expression} with metric {info.options.metric}: a vector"
-                " holds a NaN or an infinity, which it cannot rank as DuckDB does (fix the"
-                " row, or use metric cosine, which ranks such a row last)")
+        why = unrankable(values, info.options.metric, dim)
+        if why:
+            raise UnrankableRows(f"cannot index {info.expression} with metric"
+                                 f" {info.options.metric}: {why}")
+        flat = values.astype(np.float32)
         return (table.column("row_id").to_numpy().astype(np.int64),
                 table.column("key_hash").to_numpy().astype(np.uint64),
                 flat.reshape(len(column), dim) if len(column) else flat.reshape(0, 1))

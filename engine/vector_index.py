@@ -28,6 +28,7 @@ HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 96  # recall@10 0.98 at 1.4 ms on 1M structured vectors (128: 0.99, 1.8 ms)
 IVF_MIN_TRAIN_PER_LIST = 39  # FAISS warns below this many training points per list
 IO_CHUNK = 1 << 24  # bytes per write or read when an index is streamed to or from its file
+FLOAT_MAX = float(np.finfo(np.float32).max)
 NORM_CHUNK = 1 << 16  # rows whose lengths are computed at once, in float64
 
 
@@ -424,22 +425,46 @@ def _smallest(values: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(values, kind="stable")
 
 
+def unrankable(values: np.ndarray, metric: str, dim: int) -> str | None:
+    """Why an index, which keeps FLOAT (float32) vectors, cannot rank these numbers (a table's
+    vectors, flattened) as DuckDB does; None when it can."""
+    if values.dtype.kind != "f" or not len(values):
+        return None
+    finite = np.isfinite(values)
+    largest = float(np.abs(values[finite]).max()) if finite.any() else 0.0
+    if largest > FLOAT_MAX:  # a DOUBLE[] column: similarity() refuses it too
+        return (f"a vector holds {largest:.3g}, beyond FLOAT's range (about 3.4e38), which"
+                " an index cannot keep (fix the row)")
+    if metric == "cosine":
+        return None  # a NaN or an infinity: no direction, ranked last as DuckDB does
+    if not finite.all():
+        return ("a vector holds a NaN or an infinity, which it cannot rank as DuckDB does"
+                " (fix the row, or use metric cosine, which ranks such a row last)")
+    if largest * largest * max(dim, 1) * 4 > FLOAT_MAX:
+        return (f"a vector holds {largest:.3g}: its squared distances and products would"
+                " overflow FLOAT (fix the row, or use metric cosine)")
+    return None
+
+
 def _prepared(vectors: np.ndarray, metric: str) -> np.ndarray:
-    """Vectors as FAISS takes them: float32, and of unit length for cosine. The length is
-    computed in float64: a float32 one overflows from about 1e19 a coordinate (the vector
-    then became zeros), where DuckDB's cosine is still right. A vector with a NaN or an
-    infinity has no direction either: it becomes zeros, as similarity() is NULL for both."""
+    """Vectors as FAISS takes them: float32, and of unit length for cosine. They are scaled
+    in float64: in float32 the length overflows from about 1e19 a coordinate and vanishes
+    below about 1e-19 (either way the vector became zeros, or nearly), where DuckDB's cosine
+    is still right. A vector with a NaN or an infinity has no direction either: it becomes
+    zeros, as similarity() is NULL for both."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    if metric == "cosine" and len(vectors):
-        broken = ~np.isfinite(vectors).all(axis=1)
-        if broken.any():  # no direction, as a zero vector: similarity() is NULL for both
-            vectors = np.where(broken[:, None], np.float32(0), vectors)
-        norms = np.empty(len(vectors))
-        for start in range(0, len(vectors), NORM_CHUNK):  # float64 a chunk at a time
-            chunk = vectors[start:start + NORM_CHUNK].astype(np.float64)
-            norms[start:start + NORM_CHUNK] = np.sqrt(np.einsum("ij,ij->i", chunk, chunk))
-        vectors = vectors * (1.0 / np.maximum(norms, 1e-30)).astype(np.float32)[:, None]
-    return np.ascontiguousarray(vectors, dtype=np.float32)
+    if metric != "cosine" or not len(vectors):
+        return vectors
+    broken = ~np.isfinite(vectors).all(axis=1)
+    if broken.any():  # no direction, as a zero vector: similarity() is NULL for both
+        vectors = np.where(broken[:, None], np.float32(0), vectors)
+    unit = np.empty_like(vectors)
+    for start in range(0, len(vectors), NORM_CHUNK):  # float64 a chunk at a time
+        chunk = vectors[start:start + NORM_CHUNK].astype(np.float64)
+        norms = np.sqrt(np.einsum("ij,ij->i", chunk, chunk))
+        scale = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+        unit[start:start + NORM_CHUNK] = chunk * scale[:, None]
+    return unit
 
 
 def _inner_products(vectors: np.ndarray, query: np.ndarray) -> np.ndarray:
