@@ -17,6 +17,25 @@ FORTUNES = Path("/usr/share/games/fortunes")
 TOPICS = ["computers", "food", "science", "sports", "medicine", "love", "politics", "education"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def no_local_models(tmp_path_factory):
+    """QUARRYDB_MODEL_DIR is an empty folder for the whole run, and for the processes tests
+    start (they inherit the environment): weights in ~/.cache/quarrydb/models (a real CLIP, a
+    captioner) would change the default models the tests expect. A test that wants its own
+    folder sets it (monkeypatch.setenv) and builds its registry (build_registry())."""
+    from quarrydb.udfs import default_registry
+
+    before = os.environ.get("QUARRYDB_MODEL_DIR")
+    os.environ["QUARRYDB_MODEL_DIR"] = str(tmp_path_factory.mktemp("no-models"))
+    default_registry.cache_clear()  # one built before this (at collection) saw the old folder
+    yield
+    if before is None:
+        del os.environ["QUARRYDB_MODEL_DIR"]
+    else:
+        os.environ["QUARRYDB_MODEL_DIR"] = before
+    default_registry.cache_clear()
+
+
 @pytest.fixture
 def con():
     with quarrydb.connect() as connection:
