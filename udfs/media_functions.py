@@ -141,10 +141,13 @@ def local_clip() -> str | None:
 
     When one is there, CLIP is the default image model: it is the better model, and these are
     its weights on this machine."""
-    import open_clip
-
     folder = model_dir() / "clip"
-    for checkpoint in sorted(folder.glob("*.pt")) if folder.is_dir() else []:
+    checkpoints = sorted(folder.glob("*.pt")) if folder.is_dir() else []
+    if not checkpoints:
+        return None
+    import open_clip  # only now: its import takes seconds, at every connect() without weights
+
+    for checkpoint in checkpoints:
         if checkpoint.stem in open_clip.list_models():
             return f"clip:{checkpoint.stem}@{checkpoint}"
     return None
