@@ -95,6 +95,7 @@ class Database:
         self.path = database_path(path)
         self.directory: Path | None = None
         self._file_handle: int | None = None  # see file_mark
+        self._checkpoints_in_memory = 0
         # Read-only: nothing is written (no result cached, no index saved), as DuckDB's own
         # read_only; several processes may then read one database at once.
         self.read_only = read_only
@@ -160,8 +161,14 @@ class Database:
             self.pending_diffs.pop(name, None)
             self.out_of_use.pop(name, None)
 
+    def checkpoint_ran(self) -> None:
+        """A CHECKPOINT statement ran. In memory there is no file to tell it (see file_mark),
+        and DuckDB's checkpoint compacts deleted rows there too."""
+        self._checkpoints_in_memory += 1
+
     def file_mark(self) -> object:
-        """Changes whenever DuckDB checkpoints the file (None in memory). DuckDB has no SQL for
+        """Changes whenever DuckDB checkpoints the file (in memory: at each CHECKPOINT
+        statement, which is when an in-memory database checkpoints). DuckDB has no SQL for
         it, but its file counts checkpoints: each of the two database headers (at 4096 and
         8192, after the main header's "DUCK" at byte 8) starts with a checksum and then an
         iteration number. A file laid out otherwise falls back to its (mtime, size), which
@@ -171,7 +178,7 @@ class Database:
         file drops the process's POSIX locks on it, DuckDB's included, which let another
         process open the database while this one had it."""
         if self._file_handle is None:
-            return None
+            return self._checkpoints_in_memory
         head = os.pread(self._file_handle, 3 * HEADER_SIZE, 0)
         if len(head) == 3 * HEADER_SIZE and head[8:12] == b"DUCK":
             return max(struct.unpack_from("<Q", head, offset + 8)[0]

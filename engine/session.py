@@ -180,9 +180,12 @@ class Session:
 
     def _after_unknown_write(self) -> None:
         """After EXPLAIN ANALYZE of a write or DDL, which runs it: tables may have changed
-        rows, or names may lead elsewhere. Each index diffs its whole table at its next use."""
+        rows, or names may lead elsewhere. Each index diffs its whole table at its next use
+        (in a transaction: again after it ends, see _transaction_ended)."""
         self.database.names_may_lead_elsewhere()
         self.database.forget_syncs()
+        if self.vectors.in_transaction:
+            self._transaction_writes.append(None)
 
     def _one_at_a_time(self, statement: statements.Statement
                        ) -> contextlib.AbstractContextManager:
@@ -249,9 +252,12 @@ class Session:
                 return self._run_duckdb(to_sql(tree), None, statement.kind)
             return self._run_with_models(tree, statement.kind)
         finally:
-            if statement.kind not in KEEPS_TABLE_NAMES:  # CREATE, USE, SET schema, ...
+            imports = statements.imports_tables(statement)
+            if statement.kind not in KEEPS_TABLE_NAMES or imports:  # CREATE, USE, SET schema
                 self.database.names_may_lead_elsewhere()
-            if (statement.kind not in READ_KINDS and noted is None
+            if statements.checkpoints(statement):
+                self.database.checkpoint_ran()
+            if ((statement.kind not in READ_KINDS or imports) and noted is None
                     and not statements.changes_no_rows(statement)):  # tables may have changed
                 self.database.forget_syncs()
                 if self.vectors.in_transaction:

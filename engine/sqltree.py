@@ -176,9 +176,10 @@ def table_key(table: exp.Table | str, database: str) -> tuple[str, str, str]:
     return (table.catalog or database).lower(), (table.db or "main").lower(), table.name.lower()
 
 
-# Functions whose value may differ between two runs of the same statement.
+# Functions (and a sample's draw) whose value may differ between two runs of a statement.
 _VOLATILE_NODES = (exp.Rand, exp.Randn, exp.Uuid, exp.CurrentTimestamp, exp.CurrentDate,
-                   exp.CurrentTime, exp.CurrentDatetime, exp.CurrentTimestampLTZ)
+                   exp.CurrentTime, exp.CurrentDatetime, exp.CurrentTimestampLTZ,
+                   exp.TableSample)
 _VOLATILE_NAMES = frozenset({"now", "get_current_timestamp", "transaction_timestamp",
                              "get_current_time", "nextval", "currval", "setseed", "uuidv4",
                              "uuidv7", "random"})

@@ -31,6 +31,9 @@ _EXPLAIN_ANALYZE_OTHER = re.compile(
     r"^\s*EXPLAIN\s*(?:ANALY[SZ]E\b|\([^)]*\bANALY[SZ]E\b[^)]*\))\s*"
     r"(?!\s|SELECT\b|FROM\b|VALUES\b|TABLE\b|\()", re.IGNORECASE)
 _CHECKPOINT = re.compile(r"^\s*(?:FORCE\s+)?CHECKPOINT\b", re.IGNORECASE)
+_ANY_CHECKPOINT = re.compile(
+    r"^\s*(?:(?:FORCE\s+)?CHECKPOINT|(?:CALL|PRAGMA)\s+(?:force_)?checkpoint)\b", re.IGNORECASE)
+_IMPORT = re.compile(r"^\s*(?:IMPORT\s+DATABASE|COPY\s+FROM\s+DATABASE)\b", re.IGNORECASE)
 # Most statements hold no comment, quoted identifier, $$ string or \ escape (see _code_only):
 # only '...' strings, which this blanks at once. Others go through DuckDB's tokenizer.
 _PLAIN_STRING = re.compile(r"'(?:[^']|'')*'")
@@ -76,6 +79,19 @@ def changes_no_rows(statement: Statement) -> bool:
     if statement.kind == "CALL":
         return _CHECKPOINT.match(statement.text) is not None
     return statement.kind == "COPY" and _COPY_TO.match(statement.text) is not None
+
+
+def checkpoints(statement: Statement) -> bool:
+    """CHECKPOINT in any of its forms (it may compact deleted rows, which moves row ids)."""
+    return statement.kind in ("CALL", "PRAGMA") and _ANY_CHECKPOINT.match(
+        _without_comments(statement.text)) is not None
+
+
+def imports_tables(statement: Statement) -> bool:
+    """IMPORT DATABASE and COPY FROM DATABASE, which DuckDB reports as PRAGMA statements: they
+    create tables and write rows."""
+    return statement.kind == "PRAGMA" and _IMPORT.match(
+        _without_comments(statement.text)) is not None
 
 
 def returns_rows(text: str) -> bool:

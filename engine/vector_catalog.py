@@ -164,6 +164,7 @@ class VectorCatalog:
         except sqlglot.errors.ParseError:
             raise ProgrammingError(f"cannot index {statement.expression} on {table}:"
                                    f" {_expression_problem(statement.expression)}") from None
+        _refuse_other_qualifiers(expression, table)
         try:
             rows = self.con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
             hidden = self._hides_row_ids(table)
@@ -388,10 +389,13 @@ class VectorCatalog:
             if name in self.database.synced_indexes:
                 break
             pending = self.database.pending_diffs.pop(name, None) or PendingDiff(0)
+            loaded = self.database.loaded_indexes  # a sync may rebuild: a new index there
             with self._dropped_if_failed(name):
-                self._sync(info, self.database.loaded_indexes[name], pending.start,
-                           pending.rows())
-            self._count_nulls(info)
+                self._sync(info, loaded[name], pending.start, pending.rows())
+                self._count_nulls(info)
+                if pending.start and self._indexable_rows(info) != loaded[name].size:
+                    self._sync(info, loaded[name])  # not expected: the rows noted missed one
+                    self._count_nulls(info)
             self.database.synced_indexes.add(name)
         return self.database.loaded_indexes[name]
 
@@ -430,10 +434,14 @@ class VectorCatalog:
         pending = self.database.pending_diffs
         for name in self.database.synced_indexes | pending.keys():  # may reach lower now
             start = 0 if name in undiffed_deletes else self._first_movable_row(name)
+            if start is None and name not in pending:
+                continue
+            self.database.synced_indexes.discard(name)
+            diff = pending.setdefault(name, PendingDiff(start or 0))
+            # Rows noted before the checkpoint may have moved since, and those after a row
+            # deleted by a write not yet diffed did (the index has no gap for it yet).
+            diff.fold()
             if start is not None:
-                self.database.synced_indexes.discard(name)
-                diff = pending.setdefault(name, PendingDiff(start))
-                diff.fold()  # rows noted before the checkpoint may have moved since
                 diff.start = min(diff.start, start)
 
     def _first_movable_row(self, name: str) -> int | None:
@@ -846,10 +854,22 @@ def _options(given: dict[str, str], rows: int) -> IndexOptions:
     return options
 
 
+def _refuse_other_qualifiers(expression: exp.Expression, table: str) -> None:
+    """A qualifier other than the table's name: `st.v` is a struct's field, which the index
+    (whose SQL qualifies every column with its table) would read as the column v."""
+    name = exp.to_table(table, dialect=DIALECT).name.lower()
+    for column in expression.find_all(exp.Column):
+        if column.table and (column.table.lower() != name or column.args.get("db")):
+            raise ProgrammingError(
+                f"cannot index {to_sql(expression)}: {to_sql(column)} names a struct's field"
+                f" or another table (for a field write {column.table}['{column.name}'])")
+
+
 def _key_of(expression: exp.Expression) -> exp.Expression:
-    """What decides the vector: a model call's input (embed(body) -> body), else the value."""
+    """What decides the vector: a model call's input (embed(body) -> body), else the value
+    (of array_value(x, y, z): all of it, not x)."""
     node = without_qualifiers(expression)
-    if isinstance(node, exp.Anonymous) and node.expressions:
+    if isinstance(node, exp.Anonymous) and str(node.this).lower() == "embed" and node.expressions:
         inner = node.expressions[0]
         if isinstance(inner, exp.Anonymous) and str(inner.this).lower() in ("image", "audio"):
             inner = inner.expressions[0]
