@@ -28,6 +28,7 @@ import numpy as np
 import pyarrow as pa
 from sqlglot import exp
 
+from quarrydb.engine.ordering_facts import ENGINE_MACROS
 from quarrydb.engine.sqltree import (
     DIALECT,
     NULLS_LAST_WRITTEN,
@@ -106,9 +107,9 @@ def match(tree: exp.Expression, catalog: VectorCatalog, names: frozenset[str]
         return None
     if tree.args.get("qualify") or any(e.find(*_WHOLE_TABLE_NODES) for e in tree.expressions):
         return None  # these would see the candidates only, not every row
-    facts = catalog.ordering.now()
-    if any(str(call.this).lower() in facts.user_macros
-           for e in tree.expressions for call in e.find_all(exp.Anonymous)):
+    called = {str(call.this).lower() for e in tree.expressions
+              for call in e.find_all(exp.Anonymous)} - names - ENGINE_MACROS
+    if called and called & catalog.ordering.user_macros():
         return None  # a macro may hold a window or an aggregate (see _WHOLE_TABLE_NODES)
     order, limit = tree.args.get("order"), tree.args.get("limit")
     value = limit.expression if isinstance(limit, exp.Limit) else None
@@ -120,10 +121,11 @@ def match(tree: exp.Expression, catalog: VectorCatalog, names: frozenset[str]
     if not (isinstance(call, exp.Anonymous) and len(call.expressions) == 2):
         return None
     descending = ordered.args.get("desc")
+    defaults = catalog.ordering.sort_defaults()
     if descending is None:  # ORDER BY x: in DuckDB's default direction (SET default_order)
-        descending = facts.descending_by_default
+        descending = defaults.descending
     if ordered.args.get("nulls_first") or (
-            not ordered.meta.get(NULLS_LAST_WRITTEN) and facts.nulls_first(descending)):
+            not ordered.meta.get(NULLS_LAST_WRITTEN) and defaults.nulls_first(descending)):
         return None  # rows without a vector first: the index holds none of them
     source = from_clause(tree)
     if source is None or not isinstance(source.this, exp.Table) or not source.this.name:

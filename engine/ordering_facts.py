@@ -3,15 +3,17 @@
 An index answers one order: best first, rows without a vector last, each row on its own. Three
 facts of the connection can make a query that looks like it mean another: DuckDB's default
 direction and NULL placement (SET default_order, SET default_null_order), and the user's
-macros, one of which may hide a window or an aggregate that must see every row. They are read
-from the connection and kept while the database's catalog generation holds (SET and CREATE
-MACRO move it on): a search repeated asks nothing.
+macros, one of which may hide a window or an aggregate that must see every row. Each is read
+from the connection when first asked (the macros only for a SELECT list that calls a function
+neither DuckDB's parser nor quarrydb knows) and kept while the database's catalog generation
+holds (SET and CREATE MACRO move it on): a search repeated asks nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 
@@ -20,10 +22,9 @@ ENGINE_MACROS = frozenset({"similarity", "distance", "image", "audio"})
 
 
 @dataclass(frozen=True)
-class OrderingFacts:
-    descending_by_default: bool
+class SortDefaults:
+    descending: bool  # DuckDB's default_order
     null_order: str  # DuckDB's default_null_order, upper case: NULLS_LAST, NULLS_FIRST, ...
-    user_macros: frozenset[str]  # lower case
 
     def nulls_first(self, descending: bool) -> bool:
         """Whether NULLs come first in an ORDER BY key that does not say where they go."""
@@ -36,31 +37,44 @@ class OrderingFacts:
         return True  # NULLS_FIRST, or one this does not know: the index is not used
 
 
-def read(con: duckdb.DuckDBPyConnection) -> OrderingFacts:
+def sort_defaults(con: duckdb.DuckDBPyConnection) -> SortDefaults:
     order, nulls = con.execute(
         "SELECT current_setting('default_order'), current_setting('default_null_order')"
-    ).fetchone()
+    ).fetchall()[0]  # (fetchone leaves the result open, which blocks the connection)
+    return SortDefaults(str(order).upper().startswith("DESC"), str(nulls).upper())
+
+
+def user_macros(con: duckdb.DuckDBPyConnection) -> frozenset[str]:
+    """The names of the user's scalar macros, in lower case (about 30 ms: DuckDB lists every
+    function to find them)."""
     macros = con.execute(
         "SELECT DISTINCT lower(function_name), database_name = 'temp' FROM duckdb_functions()"
         " WHERE function_type = 'macro' AND NOT internal").fetchall()
-    return OrderingFacts(
-        descending_by_default=str(order).upper().startswith("DESC"),
-        null_order=str(nulls).upper(),
-        user_macros=frozenset(name for name, temporary in macros
-                              if not (temporary and name in ENGINE_MACROS)))
+    return frozenset(name for name, temporary in macros
+                     if not (temporary and name in ENGINE_MACROS))
 
 
-class KeptOrderingFacts:
-    """One connection's facts, kept while the catalog generation they were read at holds."""
+class OrderingFacts:
+    """One connection's facts, each read when first asked and kept while the catalog
+    generation it was read at holds."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, generation: Callable[[], int]) -> None:
         self._con = con
         self._generation = generation
-        self._facts: OrderingFacts | None = None
+        self._kept: dict[str, object] = {}
         self._read_at = -1
 
-    def now(self) -> OrderingFacts:
+    def sort_defaults(self) -> SortDefaults:
+        return self._kept_or_read("sort", sort_defaults)
+
+    def user_macros(self) -> frozenset[str]:
+        return self._kept_or_read("macros", user_macros)
+
+    def _kept_or_read(self, key: str, read: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
         generation = self._generation()
-        if self._facts is None or generation != self._read_at:
-            self._facts, self._read_at = read(self._con), generation
-        return self._facts
+        if generation != self._read_at:
+            self._kept.clear()
+            self._read_at = generation
+        if key not in self._kept:
+            self._kept[key] = read(self._con)
+        return self._kept[key]

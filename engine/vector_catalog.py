@@ -36,7 +36,7 @@ from quarrydb.engine.database import Database, internal_table
 from quarrydb.engine.errors import ProgrammingError, without_sql_shown
 from quarrydb.engine.faults import crash_point
 from quarrydb.engine.index_ddl import CreateIndex
-from quarrydb.engine.ordering_facts import KeptOrderingFacts
+from quarrydb.engine.ordering_facts import OrderingFacts
 from quarrydb.engine.pending_diffs import NotedWrite, PendingDiff
 from quarrydb.engine.sqltree import DIALECT, table_key, to_sql, without_qualifiers
 from quarrydb.engine.table_locations import Location, TableLocations, sql_name
@@ -130,7 +130,7 @@ class VectorCatalog:
         self.indexes_table = internal_table(database.name, "vector_indexes")
         self.rows_table = internal_table(database.name, "index_rows")
         self.locations = TableLocations(con, lambda: database.catalog_generation)
-        self.ordering = KeptOrderingFacts(con, lambda: database.catalog_generation)
+        self.ordering = OrderingFacts(con, lambda: database.catalog_generation)
         if database.read_only:
             return  # the tables are there (or no index ever was); nothing is dropped
         con.execute(TABLES.format(indexes=self.indexes_table, rows=self.rows_table))
