@@ -7,12 +7,18 @@ the old one, the new one, or detected as stale and rebuilt — compared here wit
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
+import random
 import shutil
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
@@ -29,6 +35,8 @@ CHILD = textwrap.dedent("""
         vector_catalog.MAX_DELTAS = 2
     con = quarrydb.connect(path)
     cur = con.cursor()
+    cur.execute("SELECT 1")
+    print("ready", flush=True)  # started (seconds for a fresh process, minutes under load)
     # Inserted rows draw from another seed: with the same one row 100000 + i would repeat row
     # i's vector, and two rows with equal scores may come back in either order.
     rng = np.random.default_rng(0 if mode == "build" else 1)
@@ -56,18 +64,84 @@ CHILD = textwrap.dedent("""
 """).format(dim=DIM)
 
 
-def run_child(path, mode: str, kill_after: float, crash_at: str = "") -> str:
+# A fresh process needs seconds before its first statement (more on a loaded machine): the
+# deadlines below count from its "ready". They only bound a child that never dies, a failure.
+READY_TIMEOUT = 600
+RUN_TIMEOUT = 300
+KILLED_HERE = "killed here"  # a run's status when this test killed the child, still running
+
+
+@dataclass
+class Run:
+    out: list[str]  # its output lines
+    status: int | str  # its exit status (-SIGKILL: its fault injection), or KILLED_HERE
+    err: str
+
+
+def run_child(path, mode: str, crash_at: str = "", kill_at: tuple[int, float] | None = None
+              ) -> Run:
+    """Run the child until it ends (or its fault injection kills it). With `kill_at`
+    (n, fraction) it is killed once it printed its n-th insert line, a `fraction` of the time
+    its last insert took later: in the middle of the inserts, whatever the machine's speed."""
     later = mode == "insert-merge"
     env = dict(os.environ, QUARRYDB_CRASH_AT="" if later else crash_at,
                QUARRYDB_CRASH_LATER=crash_at if later else "")
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), mode],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    lines: queue.Queue[tuple[str, float] | None] = queue.Queue()
+    err: list[str] = []
+
+    def read_out() -> None:
+        for line in child.stdout:
+            lines.put((line.strip(), time.monotonic()))
+        lines.put(None)
+
+    readers = [threading.Thread(target=read_out, daemon=True),
+               threading.Thread(target=lambda: err.extend(child.stderr), daemon=True)]
+    for reader in readers:
+        reader.start()
+    out: list[str] = []
+    times: list[float] = []
+
+    def read_until(count: int, timeout: float) -> str:
+        """Read until `count` lines were read ("done"), the output ended ("end") or `timeout`
+        passed ("timeout")."""
+        deadline = time.monotonic() + timeout
+        while len(out) < count:
+            try:
+                item = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return "timeout"
+            if item is None:
+                lines.put(None)  # the end stays there for a later call
+                return "end"
+            out.append(item[0])
+            times.append(item[1])
+        return "done"
+
+    status: int | str = KILLED_HERE
     try:
-        child.wait(timeout=kill_after)
-    except subprocess.TimeoutExpired:
-        os.kill(child.pid, signal.SIGKILL)
-    out, _ = child.communicate()
-    return out
+        result = read_until(1, READY_TIMEOUT)
+        if result == "done" and out == ["ready"]:
+            if kill_at is None:
+                result = read_until(sys.maxsize, RUN_TIMEOUT)
+            else:
+                inserts, fraction = kill_at
+                result = read_until(1 + inserts, RUN_TIMEOUT)
+                if result == "done":
+                    time.sleep(fraction * (times[-1] - times[-2]))
+                    if child.poll() is not None:
+                        result = "end"
+        if result == "end":  # it ended by itself (or is ending): its exit status
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                status = child.wait(timeout=RUN_TIMEOUT)
+    finally:
+        child.kill()
+        child.wait()
+        for reader in readers:
+            reader.join()
+    read_until(sys.maxsize, 0)  # what it printed before the kill
+    return Run(out, status, "".join(err)[-3000:])
 
 
 def check_answers(path) -> None:
@@ -100,8 +174,9 @@ STEPS = ["index_file_written", "index_catalog_written", "index_committed"]
 @pytest.mark.parametrize("crash_at", ["half_written:.faiss", *STEPS])
 def test_kill_during_build_then_reopen(tmp_path, crash_at):
     path = tmp_path / "crash.quarry"
-    out = run_child(path, "build", 60, crash_at)
-    assert "table" in out and "built" not in out  # it died inside CREATE INDEX
+    run = run_child(path, "build", crash_at)
+    assert run.out == ["ready", "table"], run.err  # it died inside CREATE INDEX,
+    assert run.status == -signal.SIGKILL, run.err  # killed by its fault injection
     check_answers(path)
 
 
@@ -109,7 +184,8 @@ def test_kill_during_build_then_reopen(tmp_path, crash_at):
 def built(tmp_path_factory):
     """A database with a table and a committed index, copied by each test that needs one."""
     path = tmp_path_factory.mktemp("built") / "crash.quarry"
-    assert "built" in run_child(path, "build", 60)
+    run = run_child(path, "build")
+    assert (run.out, run.status) == (["ready", "table", "built"], 0), run.err
     return path
 
 
@@ -117,8 +193,9 @@ def built(tmp_path_factory):
 def test_kill_while_inserts_keep_the_index_current(tmp_path, built, crash_at):
     path = tmp_path / "crash.quarry"
     shutil.copytree(built, path)
-    out = run_child(path, "insert", 60, crash_at)
-    assert "100000" not in out.split()  # it died in the first sync after an insert
+    run = run_child(path, "insert", crash_at)
+    assert run.out == ["ready"], run.err  # it died in the first sync after an insert
+    assert run.status == -signal.SIGKILL, run.err
     check_answers(path)
 
 
@@ -126,14 +203,21 @@ def test_kill_while_inserts_keep_the_index_current(tmp_path, built, crash_at):
 def test_kill_while_delta_files_are_folded_into_one(tmp_path, built, crash_at):
     path = tmp_path / "crash.quarry"
     shutil.copytree(built, path)
-    out = run_child(path, "insert-merge", 60, crash_at).split()
-    assert "100002" in out and "100003" not in out  # it died in the third change's fold
+    run = run_child(path, "insert-merge", crash_at)
+    assert run.out == ["ready", "100001", "100002"], run.err  # it died in the third change's
+    assert run.status == -signal.SIGKILL, run.err  # fold
     check_answers(path)
 
 
 def test_kill_at_random_moments_during_inserts(tmp_path, built):
+    """Killed after some inserts, part way into the next (its insert, the sync it causes, its
+    search): wherever that falls, the database reopens with the right answers."""
     path = tmp_path / "crash.quarry"
     shutil.copytree(built, path)
-    for kill_after in (3.2, 3.6, 4.0):
-        run_child(path, "insert", kill_after)
+    draw = random.Random(3)
+    for _ in range(3):
+        inserts, fraction = draw.randint(2, 4), draw.random()
+        run = run_child(path, "insert", kill_at=(inserts, fraction))
+        assert run.status == KILLED_HERE, run.err  # still inserting when it was killed,
+        assert len(run.out) > inserts and run.out[0] == "ready", run.err  # after `inserts`
         check_answers(path)
