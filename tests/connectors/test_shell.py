@@ -146,7 +146,13 @@ def start_shell(*args: str, **streams) -> subprocess.Popen:
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
-def read_until(fd: int, marker: str, seen: list[bytes], timeout: float = 60) -> str:
+# A fresh shell needs seconds before its prompt (more on a loaded machine); a statement that
+# Ctrl-C stops may be in the middle of loading a model. These bound a shell that hangs, a failure.
+START_TIMEOUT = 600
+TIMEOUT = 300
+
+
+def read_until(fd: int, marker: str, seen: list[bytes], timeout: float = TIMEOUT) -> str:
     """What the shell wrote to `fd` until `marker`, after what `seen` holds (kept there)."""
     deadline = time.monotonic() + timeout
     while marker.encode() not in b"".join(seen) and time.monotonic() < deadline:
@@ -164,24 +170,41 @@ def read_until(fd: int, marker: str, seen: list[bytes], timeout: float = 60) -> 
     return text.split(marker, 1)[0] + marker
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time a process has used, all its threads (Linux's /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()  # after the name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def wait_until_it_works(shell_process: subprocess.Popen, cpu: float = 0.5) -> None:
+    """Wait until the shell has used `cpu` more seconds of CPU: the statement it was given
+    runs (waiting at a prompt or for a pipe costs nothing), however slow the machine is."""
+    start = cpu_seconds(shell_process.pid)
+    deadline = time.monotonic() + TIMEOUT
+    while cpu_seconds(shell_process.pid) - start < cpu:
+        assert shell_process.poll() is None and time.monotonic() < deadline, "it does not run"
+        time.sleep(0.05)
+
+
 def test_ctrl_c_stops_the_statement_and_the_prompt_comes_back():
     controller, terminal = pty.openpty()
     shell_process = start_shell(stdin=terminal, stdout=terminal, stderr=terminal)
     os.close(terminal)
     seen: list[bytes] = []
     try:
-        read_until(controller, "quarrydb> ", seen)
+        read_until(controller, "quarrydb> ", seen, START_TIMEOUT)
         for statement in (FOREVER, MANY_EMBEDDINGS):
             os.write(controller, f"{statement}\n".encode())
-            read_until(controller, statement, seen)  # echoed as the shell reads it: it runs
-            time.sleep(1)
+            read_until(controller, statement, seen)  # echoed as the shell reads it
+            wait_until_it_works(shell_process)  # it runs
             shell_process.send_signal(signal.SIGINT)
             said = read_until(controller, "quarrydb> ", seen)
             assert said.split() == ["Error:", "Interrupted", "quarrydb>"]
             os.write(controller, b"SELECT 41 + 1 AS answer;\n")
             assert "42" in read_until(controller, "quarrydb> ", seen)  # the connection works
         os.write(controller, b".quit\n")
-        assert shell_process.wait(30) == 0
+        assert shell_process.wait(TIMEOUT) == 0
     finally:
         stop_shell(shell_process)
         os.close(controller)
@@ -197,10 +220,10 @@ def test_ctrl_c_ends_a_script_with_a_short_message(how):
         if how == "piped":
             shell_process.stdin.write(script.encode())
         shell_process.stdin.close()
-        read_until(shell_process.stdout.fileno(), "go", [])  # the next statement runs
-        time.sleep(1)
+        read_until(shell_process.stdout.fileno(), "go", [], START_TIMEOUT)
+        wait_until_it_works(shell_process)  # the next statement runs
         shell_process.send_signal(signal.SIGINT)
-        assert shell_process.wait(60) == 130  # 128 + SIGINT
+        assert shell_process.wait(TIMEOUT) == 130  # 128 + SIGINT
         assert shell_process.stderr.read().decode() == "Error: Interrupted\n"
         assert b"never" not in shell_process.stdout.read()
     finally:
