@@ -40,7 +40,7 @@ from quarrydb.engine.sqltree import (
     with_clause,
 )
 from quarrydb.engine.vector_catalog import IndexInfo, IndexOutOfUse, VectorCatalog
-from quarrydb.engine.vector_index import VectorIndex, in_set
+from quarrydb.engine.vector_index import VectorIndex, in_set, unrankable
 
 EXACT_MAX_ROWS = 2000
 ROW_IDS = exp.DataType.build("BIGINT[]", dialect=DIALECT)
@@ -107,8 +107,7 @@ def match(tree: exp.Expression, catalog: VectorCatalog, names: frozenset[str]
         return None
     if tree.args.get("qualify") or any(e.find(*_WHOLE_TABLE_NODES) for e in tree.expressions):
         return None  # these would see the candidates only, not every row
-    called = {str(call.this).lower() for e in tree.expressions
-              for call in e.find_all(exp.Anonymous)} - names - ENGINE_MACROS
+    called = _called_names(tree.expressions) - names - ENGINE_MACROS
     if called and called & catalog.ordering.user_macros():
         return None  # a macro may hold a window or an aggregate (see _WHOLE_TABLE_NODES)
     order, limit = tree.args.get("order"), tree.args.get("limit")
@@ -156,6 +155,19 @@ def match(tree: exp.Expression, catalog: VectorCatalog, names: frozenset[str]
     return None
 
 
+def _called_names(expressions: list[exp.Expression]) -> set[str]:
+    """The names, in lower case, that the functions called in `expressions` may have been
+    written by: a macro of the user's may take any of them, DuckDB's own included (md5)."""
+    called: set[str] = set()
+    for expression in expressions:
+        for call in expression.find_all(exp.Func):
+            if isinstance(call, exp.Anonymous):
+                called.add(call.name.lower())
+            else:
+                called.update(name.lower() for name in type(call).sql_names())
+    return called
+
+
 def _plain_table(table: exp.Table) -> bool:
     """Whether FROM names the table as it is: no PIVOT / UNPIVOT, no alias column list (which
     renames its columns), no AT (time travel), no other clause sqlglot keeps on a table."""
@@ -196,9 +208,11 @@ def candidates(query: IndexQuery, catalog: VectorCatalog, probe_vector: np.ndarr
     except IndexOutOfUse as exc:  # e.g. a row written since: DuckDB ranks it, the index not
         query.strategy = f"exact ({exc.why}: {exc})"
         return None
+    metric = query.info.options.metric
     if (probe_vector.ndim != 1 or len(probe_vector) != index.dim
             or not np.isfinite(probe_vector).all()
-            or (query.info.options.metric == "cosine" and not probe_vector.any())):
+            or (metric == "cosine" and not probe_vector.any())
+            or unrankable(probe_vector, metric, index.dim)):  # products that overflow FLOAT
         query.strategy = "exact (the probe is not a vector the index can rank by)"
         return None  # DuckDB's answer: its error, or its order for a NULL or zero probe
     has_nulls = catalog.null_rows(query.info.name) > 0

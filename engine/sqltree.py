@@ -20,6 +20,12 @@ class QuarryDuckDB(DuckDB):
                     if text != "?::"}
 
     class Parser(DuckDB.Parser):
+        # sqlglot reads list_sort(x, 'ASC', 'NULLS LAST') as list_sort(x), DuckDB's defaults,
+        # which SET default_order / default_null_order change: kept as written.
+        FUNCTIONS = {name: build for name, build in DuckDB.Parser.FUNCTIONS.items()
+                     if name not in ("ARRAY_SORT", "SORT_ARRAY", "ARRAY_REVERSE_SORT",
+                                     "LIST_REVERSE_SORT", "LIST_SORT")}
+
         def _parse_ordered(self, parse_method=None):  # noqa: ANN001, ANN202 (sqlglot's)
             """sqlglot reads `x NULLS LAST` as `x`, the same in DuckDB's default order; after
             SET default_null_order = 'nulls_first' it is not: the written clause is kept."""

@@ -33,6 +33,7 @@ _EXPLAIN_ANALYZE_OTHER = re.compile(
 _CHECKPOINT = re.compile(r"^\s*(?:FORCE\s+)?CHECKPOINT\b", re.IGNORECASE)
 _ANY_CHECKPOINT = re.compile(
     r"^\s*(?:(?:FORCE\s+)?CHECKPOINT|(?:CALL|PRAGMA)\s+(?:force_)?checkpoint)\b", re.IGNORECASE)
+_CHECKPOINT_FUNCTIONS = frozenset({"checkpoint", "force_checkpoint"})
 _IMPORT = re.compile(r"^\s*(?:IMPORT\s+DATABASE|COPY\s+FROM\s+DATABASE)\b", re.IGNORECASE)
 # Most statements hold no comment, quoted identifier, $$ string or \ escape (see _code_only):
 # only '...' strings, which this blanks at once. Others go through DuckDB's tokenizer.
@@ -82,9 +83,12 @@ def changes_no_rows(statement: Statement) -> bool:
 
 
 def checkpoints(statement: Statement) -> bool:
-    """CHECKPOINT in any of its forms (it may compact deleted rows, which moves row ids)."""
-    return statement.kind in ("CALL", "PRAGMA") and _ANY_CHECKPOINT.match(
-        _without_comments(statement.text)) is not None
+    """CHECKPOINT in any of its forms, `SELECT * FROM checkpoint()` too (it may compact
+    deleted rows, which moves row ids)."""
+    if statement.kind in ("CALL", "PRAGMA"):
+        return _ANY_CHECKPOINT.match(_without_comments(statement.text)) is not None
+    return "checkpoint" in statement.text.lower() and mentions_any(statement.text,
+                                                                   _CHECKPOINT_FUNCTIONS)
 
 
 def imports_tables(statement: Statement) -> bool:

@@ -124,3 +124,17 @@ def test_a_structs_field_is_indexed_by_brackets_and_refused_by_a_dot(cur):
     assert search(cur, "a", "similarity(st['v'], [1, 1, 1] :: FLOAT[3])", k=3) == [
         (2,), (1,), (3,)]
     cur.execute("CREATE INDEX av ON a USING faiss (a.v)")  # the table's own name: its column
+
+
+def test_the_checkpoint_table_function_in_memory(cur):
+    """In memory only a CHECKPOINT statement tells the engine a checkpoint ran: the table
+    function form (`SELECT * FROM checkpoint()`) was missed."""
+    cur.execute(f"CREATE TABLE t AS SELECT range AS id, {VECTOR.format(x='range')} AS v"
+                " FROM range(300000)")
+    cur.execute("CREATE INDEX ti ON t USING faiss (v) WITH (kind = 'flat')")
+    order = f"similarity(v, {VECTOR.format(x='210000')})"
+    cur.execute("DELETE FROM t WHERE id >= 122880 AND id < 200000")
+    assert search(cur, "t", order, k=2) == [(210000,), (211416,)]
+    cur.execute("SELECT * FROM checkpoint()")
+    assert cur.execute("SELECT max(rowid) FROM t").fetchone() == (222879,)  # they moved
+    assert search(cur, "t", order, k=2) == [(210000,), (211416,)]

@@ -189,3 +189,41 @@ def test_create_index_on_a_missing_table_shows_no_engine_sql(cur):
         cur.execute("CREATE INDEX bad ON nope USING faiss (v)")
     assert "nope does not exist" in str(raised.value)
     assert "LINE 1" not in str(raised.value) and "count(*)" not in str(raised.value)
+
+
+@pytest.mark.parametrize("macro, call", [
+    ("cnt(x) AS count(x) OVER ()", '"cnt"(id)'),  # a quoted name
+    ("md5(x) AS count(x) OVER ()", "md5(id)"),  # DuckDB's own name, which the macro takes
+])
+def test_a_macro_called_by_a_quoted_or_a_builtin_name(cur, macro, call):
+    indexed_and_plain(cur, "id INT, v FLOAT[2]", ", ".join(
+        f"({i}, [{(i % 7) / 7}, {(i % 5) / 5}])" for i in range(1, 101)))
+    cur.execute(f"CREATE MACRO {macro}")
+    query = f"SELECT id, {call} AS n FROM {{}} ORDER BY similarity(v, [1.0, 0.0]) DESC LIMIT 3"
+    indexed, plain = both(cur, query)
+    assert indexed == plain and {n for _, n in indexed} == {100}
+
+
+@pytest.mark.parametrize("setting", ["default_null_order = 'nulls_first'",
+                                     "default_order = 'desc'"])
+def test_list_sort_written_in_full_beside_a_model_call_is_kept(cur, setting):
+    """sqlglot printed list_sort(x, 'ASC', 'NULLS LAST') as list_sort(x): after the SET,
+    another order."""
+    cur.execute("CREATE TABLE n AS SELECT * FROM (VALUES (1, 'hello'), (2, 'world')) t(id, body)")
+    cur.execute(f"SET {setting}")
+    cur.execute("SELECT list_sort([3, NULL, 1], 'ASC', 'NULLS LAST') AS s,"
+                " max(length(embed(body))) AS e FROM n")
+    assert cur.fetchall()[0][0] == [1, 3, None]
+
+
+def test_a_probe_whose_inner_products_overflow_float_runs_exact(cur):
+    indexed_and_plain(cur, "id INT, v DOUBLE[]", ", ".join(
+        f"({i}, [{(i % 7) / 7 - 0.5}, {(i % 5) / 5 - 0.5}, {(i % 3) / 3}, 1])"
+        for i in range(1, 301)),
+        "ii ON items USING faiss (v) WITH (kind = 'flat', metric = 'ip')")
+    query = ("SELECT id FROM {} ORDER BY list_inner_product(v, [3e38, -2e38, 1e38, 0.5e38]"
+             " :: DOUBLE[]) DESC LIMIT 3")
+    indexed, plain = both(cur, query)
+    assert indexed == plain
+    assert "the probe is not a vector the index can rank by" in dict(
+        cur.execute(f"EXPLAIN {query.format('items')}").fetchall())["index scan"]
