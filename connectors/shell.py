@@ -143,7 +143,9 @@ def ctrl_c_stops_duckdb(cursor: quarrydb.Cursor) -> Iterator[None]:
     finally:
         signal.set_wakeup_fd(previous)
         writer.close()
-        watcher.join(timeout=1)
+        # Until the watcher has read every signal (it stops at the closed writer's end): one
+        # it acted on later, on a loaded machine, interrupted the next statement instead.
+        watcher.join()
         reader.close()
 
 
