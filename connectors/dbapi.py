@@ -298,7 +298,10 @@ class Cursor(Fetching):
 
     def close(self) -> None:
         if self._session is not None:
-            self._session.close()
+            try:  # DuckDB refuses while another thread runs a statement on it
+                self._session.close()
+            except duckdb.Error as exc:
+                raise from_duckdb(exc) from None
             self._session = None
         self._result = self._rows = None
 

@@ -239,6 +239,7 @@ def candidates(query: IndexQuery, catalog: VectorCatalog, probe_vector: np.ndarr
             return None
         query.matching = len(matching_rows)
     wanted = min(query.k, query.matching)
+    index.main_came_back_short = False  # see VectorIndex.search
     if query.where is None and query.matching == query.total:
         query.strategy = "search"
         rows, scores = _search(index, probe_vector, query.k, None)
@@ -257,7 +258,8 @@ def candidates(query: IndexQuery, catalog: VectorCatalog, probe_vector: np.ndarr
         rows, scores = _widening(index, query, probe_vector, matching_rows, wanted)
     # Rows whose vector is NULL sort last in the query as written; when fewer than k vectors
     # match they belong in the answer, which only the exact path gives.
-    if len(rows) < wanted or (has_nulls and query.matching < query.k):
+    if (len(rows) < wanted or index.main_came_back_short
+            or (has_nulls and query.matching < query.k)):
         query.strategy += " -> exact (came back short)"
         return None
     rows, scores = rows[:query.k], scores[:query.k]  # the answer, in its order

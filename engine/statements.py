@@ -7,6 +7,7 @@ statements without model calls run as written, including syntax sqlglot cannot p
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from dataclasses import dataclass
 
@@ -169,6 +170,10 @@ def _blanked(text: str, blanks: dict[str, str]) -> str:
         tokens = duckdb.tokenize(text)
     except duckdb.Error:  # DuckDB reports the text's mistake when it runs it
         return _PLAIN_STRING.sub("''", text)
+    if not text.isascii():  # the tokenizer's offsets count UTF-8 bytes, not characters
+        character_at = {offset: i for i, offset in enumerate(
+            itertools.accumulate((len(c.encode()) for c in text), initial=0))}
+        tokens = [(character_at[start], token) for start, token in tokens]
     pieces, kept_from = [], 0
     for i, (start, token) in enumerate(tokens):
         kind = _NOT_CODE.get(token)
@@ -202,17 +207,17 @@ def is_show_models(text: str) -> bool:
 
 def explain_has_options(text: str) -> bool:
     """EXPLAIN (FORMAT json) ...: options, where `EXPLAIN (SELECT ...)` explains a query."""
-    return _EXPLAIN_OPTIONS.match(text) is not None
+    return _EXPLAIN_OPTIONS.match(_without_comments(text)) is not None
 
 
 def explain_runs_a_write(text: str) -> bool:
     """EXPLAIN ANALYZE runs what it explains: of anything but a query, a write or DDL."""
-    return _EXPLAIN_ANALYZE_OTHER.match(text) is not None
+    return _EXPLAIN_ANALYZE_OTHER.match(_without_comments(text)) is not None
 
 
 def explain(text: str) -> tuple[bool, str] | None:
     """(analyze?, the statement explained) for EXPLAIN text, else None."""
-    match = _EXPLAIN.match(text)
+    match = _EXPLAIN.match(_without_comments(text))
     if not match:
         return None
     return bool(match.group("analyze")), match.group("body")

@@ -158,6 +158,10 @@ class VectorCatalog:
             if statement.if_not_exists:
                 return
             raise ProgrammingError(f"index {statement.name!r} already exists")
+        if self.con.execute("SELECT count(*) FROM duckdb_indexes() WHERE lower(index_name) ="
+                            " lower(?)", [statement.name]).fetchall()[0][0]:
+            raise ProgrammingError(f"an index named {statement.name} exists already (DuckDB's"
+                                   " own): DROP INDEX would not know which to drop")
         table = statement.table
         try:
             expression = sqlglot.parse_one(statement.expression, dialect=DIALECT)
@@ -665,6 +669,11 @@ class VectorCatalog:
                 or pa.types.is_large_list(column.type)):
             raise ProgrammingError(
                 f"cannot index {info.expression}: it is {column.type}, not a vector")
+        numbers = column.type.value_type
+        if not (pa.types.is_integer(numbers) or pa.types.is_floating(numbers)
+                or pa.types.is_decimal(numbers)):
+            raise ProgrammingError(f"cannot index {info.expression}: it is {column.type},"
+                                   " not a vector of numbers")
         values = column.flatten().to_numpy(zero_copy_only=False)
         dim = len(values) // max(len(column), 1)
         if not pa.types.is_fixed_size_list(column.type) and len(column):

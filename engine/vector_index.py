@@ -29,6 +29,10 @@ HNSW_EF_SEARCH = 96  # recall@10 0.98 at 1.4 ms on 1M structured vectors (128: 0
 IVF_MIN_TRAIN_PER_LIST = 39  # FAISS warns below this many training points per list
 IO_CHUNK = 1 << 24  # bytes per write or read when an index is streamed to or from its file
 FLOAT_MAX = float(np.finfo(np.float32).max)
+# The largest option values taken: FAISS keeps them in C ints, and a graph of m = 50,000,000
+# links a node failed to allocate.
+OPTION_MAX = {"m": 1024, "ef_construction": 100_000, "ef_search": 100_000,
+              "nlist": 1_000_000, "nprobe": 1_000_000}
 NORM_CHUNK = 1 << 16  # rows whose lengths are computed at once, in float64
 
 
@@ -66,12 +70,13 @@ class IndexOptions:
             raise ValueError(f"index kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
         if self.metric not in METRICS:
             raise ValueError(f"metric must be one of {', '.join(METRICS)}, got {self.metric!r}")
-        for name in ("m", "ef_construction", "ef_search"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be a positive integer")
-        for name in ("nlist", "nprobe"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be a positive integer, or 0 to choose it")
+        for name in ("m", "ef_construction", "ef_search", "nlist", "nprobe"):
+            value, largest = getattr(self, name), OPTION_MAX[name]
+            if name in ("nlist", "nprobe") and value == 0:
+                continue  # chosen from the row count
+            if not 0 < value <= largest:
+                raise ValueError(f"{name} must be an integer from 1 to {largest:,}"
+                                 + (", or 0 to choose it" if name in ("nlist", "nprobe") else ""))
 
 
 @dataclass
@@ -98,6 +103,10 @@ class VectorIndex:
     # (tombstones, their count, the selector hiding them, its inner selector): see _hidden
     _hiding: tuple[set[int], int, faiss.IDSelector, faiss.IDSelector] | None = field(
         default=None, repr=False)
+    # Whether the last search() found fewer of the main index's rows than it asked for, and
+    # than it holds: a graph walk that came back short, which the fresh rows (scored beside
+    # it) may have hidden by filling the answer.
+    main_came_back_short: bool = field(default=False, repr=False)
 
     def set_rows(self, vids: np.ndarray, row_ids: np.ndarray) -> None:
         if len(vids) and int(vids.max()) >= len(self.rows):
@@ -250,6 +259,7 @@ class VectorIndex:
                                                   params=params)
             keep = labels[0] >= 0
             scores, ids = found[0][keep], labels[0][keep]
+        self.main_came_back_short = len(ids) < k and len(ids) < self._main_rows(allowed)
         if len(self.fresh_ids) and self.fresh_vectors is not None:
             fresh, fresh_ids = self.fresh_vectors, self.fresh_ids  # unfiltered: no copy
             if allowed is not None:
@@ -263,6 +273,14 @@ class VectorIndex:
             ids = np.concatenate([ids, fresh_ids])
         best = _smallest(scores if self.options.metric == "l2" else -scores, k)
         return scores[best], ids[best]
+
+    def _main_rows(self, allowed: np.ndarray | None) -> int:
+        """How many rows (of the `allowed` ids) the main index holds, beside the fresh ones."""
+        main = self.size - len(self.fresh_ids)
+        if allowed is None:
+            return main
+        fresh = int(in_set(allowed, self.fresh_ids).sum()) if len(self.fresh_ids) else 0
+        return min(main, len(allowed) - fresh)
 
     def _hidden(self) -> faiss.IDSelector:
         """A selector that hides the tombstones, kept until they change: built per search it

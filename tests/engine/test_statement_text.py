@@ -61,3 +61,15 @@ def test_a_setting_written_as_duckdb_takes_it(cur, statement):
     cur.execute(statement)
     cur.execute("SELECT current_setting('model_batch_size')")
     assert cur.fetchall() == [("8",)]
+
+
+@pytest.mark.parametrize("sql, expected", [
+    ("SELECT 'é\\' AS a", [("é\\",)]),  # a raw IndexError before
+    (f"SELECT 'café \\' AS a, {CALL} FROM t", [("café \\", "bug")]),
+])
+def test_text_beyond_ascii_beside_what_needs_the_tokenizer(cur, sql, expected):
+    """DuckDB's tokenizer counts UTF-8 bytes; the text's pieces were cut at those as if they
+    were characters."""
+    cur.execute("CREATE TABLE t AS SELECT 'the app crashes' AS body")
+    assert cur.execute(sql).fetchall() == expected
+    assert statements.code_only("/* café */ CHECKPOINT").strip() == "CHECKPOINT"

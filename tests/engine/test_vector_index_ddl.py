@@ -44,8 +44,15 @@ def index_names(cur) -> list[str]:
     ("CREATE INDEX a ON mixed USING faiss (v)", "vectors have 2 to 4 numbers"),
     ("CREATE INDEX a ON with_rowid USING faiss (v)", "column named rowid"),
     ("CREATE INDEX a ON items USING faiss (v) WITH (kind = 'hnsw', m = -1)",
-     "m must be a positive integer"),
+     "m must be an integer from 1 to 1,024"),
+    ("CREATE INDEX a ON items USING faiss (v) WITH (kind = 'hnsw', m = 3000000000)",
+     "m must be an integer from 1 to 1,024"),  # a raw TypeError from FAISS before
+    ("CREATE INDEX a ON items USING faiss (v) WITH (ef_search = 3000000000)",
+     "ef_search must be an integer from 1 to 100,000"),  # saved, then every search failed
     ("CREATE INDEX a ON items USING faiss (v) WITH (m = 1.5)", "m must be an integer"),
+    ("CREATE INDEX a ON words USING faiss (w)", "cannot index w: it is list<.*string>"
+     ", not a vector of numbers"),
+    ("CREATE INDEX art_w ON items USING faiss (v)", "an index named art_w exists already"),
     ("CREATE INDEX a ON items USING faiss (v, id)", "an index reads one vector expression$"),
     ("CREATE INDEX a ON items USING faiss (v +)", "v \\+ on items: it is not a valid SQL"
      " expression$"),
@@ -53,6 +60,8 @@ def index_names(cur) -> list[str]:
 def test_what_cannot_be_indexed_is_a_clear_error(cur, statement, message):
     make_table(cur)
     cur.execute("CREATE VIEW items_view AS SELECT * FROM items")
+    cur.execute("CREATE TABLE words AS SELECT 1 AS id, ['a', 'b'] AS w")
+    cur.execute("CREATE INDEX art_w ON words (id)")  # DuckDB's own index
     cur.execute("CREATE TABLE mixed AS SELECT * FROM (VALUES ([1, 2]::FLOAT[]),"
                 " ([1, 2, 3, 4]::FLOAT[])) t(v)")
     cur.execute("CREATE TABLE with_rowid AS SELECT id AS rowid, v FROM items")

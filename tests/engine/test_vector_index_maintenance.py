@@ -138,3 +138,33 @@ def test_the_checkpoint_table_function_in_memory(cur):
     cur.execute("SELECT * FROM checkpoint()")
     assert cur.execute("SELECT max(rowid) FROM t").fetchone() == (222879,)  # they moved
     assert search(cur, "t", order, k=2) == [(210000,), (211416,)]
+
+
+def test_a_graph_that_comes_back_short_beside_fresh_rows_runs_exact(cur):
+    """A graph walk among many equal vectors finds fewer than k; the rows inserted since (scored
+    exactly beside the graph) filled the answer, which then held worse rows than the k best."""
+    cur.execute("CREATE TABLE t AS SELECT i AS id, CASE WHEN i < 12000"
+                " THEN [((i % 5) - 2)::FLOAT, 1, 0, 0, 0, 0, 0, 0]::FLOAT[8]"
+                " ELSE [sin(i * 1.3), cos(i * 0.7), sin(i * 0.2), cos(i * 2.9), sin(i * 0.5),"
+                " cos(i * 1.1), sin(i * 3.7), cos(i * 0.3)]::FLOAT[8] END AS v"
+                " FROM range(60000) r(i)")
+    cur.execute("CREATE INDEX h ON t USING faiss (v) WITH (kind = 'hnsw')")
+    cur.execute("INSERT INTO t SELECT i, [100 + i % 7, 100, 100, 100, 100, 100, 100, 100]"
+                "::FLOAT[8] FROM range(60000, 60100) r(i)")
+    probe = "[1, 1, 0, 0, 0, 0, 0, 0] :: FLOAT[8]"
+    scores = cur.execute(f"SELECT similarity(v, {probe}) FROM t"
+                         f" ORDER BY similarity(v, {probe}) DESC LIMIT 100").fetchall()
+    assert min(score for (score,) in scores) > 0.9999  # 2,400 rows score 1 (before: 0.51)
+
+
+def test_explain_analyze_of_a_write_after_a_comment(cur):
+    """`/* c */ EXPLAIN ANALYZE DELETE ...` runs the write; the comment hid that it did."""
+    cur.execute(f"CREATE TABLE t AS SELECT range AS id, {SPREAD.format(x='range')} AS v"
+                " FROM range(1000)")
+    cur.execute("CREATE INDEX ti ON t USING faiss (v) WITH (kind = 'flat')")
+    order = "similarity(v, [1, 0.5, 0, 1] :: FLOAT[4])"
+    first = search(cur, "t", order)[0]
+    cur.execute(f"/* c */ EXPLAIN ANALYZE DELETE FROM t WHERE id = {first[0]}")
+    assert first not in search(cur, "t", order)
+    cur.execute("-- c\nEXPLAIN ANALYZE INSERT INTO t VALUES (7000, [1, 0.5, 0, 1] :: FLOAT[4])")
+    assert search(cur, "t", order)[0] == (7000,)
