@@ -10,6 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from quarrydb.engine.statements import without_comments
+
+NAME_MAX_BYTES = 128
 _NAME = r'(?:\w+|"[^"]+")'  # an identifier, bare or quoted
 _INDEX_NAME = r'(?:\w+|"[\w -]+")'  # also a folder's name: no "/" nor ".."
 _CREATE = re.compile(
@@ -47,6 +50,7 @@ class ShowIndexes:
 
 def parse(text: str) -> CreateIndex | DropIndex | ShowIndexes | None:
     """The index statement in `text`, or None when it is not one (DuckDB handles it)."""
+    text = without_comments(text)
     if _SHOW.match(text):
         return ShowIndexes()
     drop = _DROP.match(text)
@@ -54,8 +58,12 @@ def parse(text: str) -> CreateIndex | DropIndex | ShowIndexes | None:
         return DropIndex(drop.group("name").strip('"'), bool(drop.group("exists")))
     create = _CREATE.match(text)
     if create:
+        name = create.group("name").strip('"')
+        if len(name.encode()) > NAME_MAX_BYTES:
+            raise ValueError(f"an index name has at most {NAME_MAX_BYTES} bytes (it names the"
+                             f" index's folder), got {len(name.encode())}")
         return CreateIndex(
-            create.group("name").strip('"'), create.group("table"),
+            name, create.group("table"),
             create.group("expression").strip(),
             bool(create.group("exists")), _options(create.group("options") or ""),
         )
@@ -73,6 +81,8 @@ def _options(text: str) -> dict[str, str]:
         match = _OPTION.match(part)
         if not match:
             raise ValueError(f"malformed index option {part.strip()!r}: expected key = value")
-        options[match.group(1).lower()] = match.group(2) if match.group(2) is not None else (
-            match.group(3))
+        key = match.group(1).lower()
+        if key in options:
+            raise ValueError(f"index option {key} is given twice")
+        options[key] = match.group(2) if match.group(2) is not None else match.group(3)
     return options

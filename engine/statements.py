@@ -87,7 +87,7 @@ def checkpoints(statement: Statement) -> bool:
     """CHECKPOINT in any of its forms, `SELECT * FROM checkpoint()` too (it may compact
     deleted rows, which moves row ids)."""
     if statement.kind in ("CALL", "PRAGMA"):
-        return _ANY_CHECKPOINT.match(_without_comments(statement.text)) is not None
+        return _ANY_CHECKPOINT.match(without_comments(statement.text)) is not None
     return "checkpoint" in statement.text.lower() and mentions_any(statement.text,
                                                                    _CHECKPOINT_FUNCTIONS)
 
@@ -96,7 +96,7 @@ def imports_tables(statement: Statement) -> bool:
     """IMPORT DATABASE and COPY FROM DATABASE, which DuckDB reports as PRAGMA statements: they
     create tables and write rows."""
     return statement.kind == "PRAGMA" and _IMPORT.match(
-        _without_comments(statement.text)) is not None
+        without_comments(statement.text)) is not None
 
 
 def returns_rows(text: str) -> bool:
@@ -108,15 +108,15 @@ def opens_or_ends_transaction(statement: Statement) -> bool | None:
     """True for BEGIN / START TRANSACTION, False for COMMIT / ROLLBACK / END / ABORT, else None."""
     if statement.kind != "TRANSACTION":
         return None
-    return _BEGIN.match(_without_comments(statement.text)) is not None
+    return _BEGIN.match(without_comments(statement.text)) is not None
 
 
 def setting(text: str) -> tuple[str, str | None] | None:
     """(name, value) of a SET statement, comments aside; RESET name gives (name, None)."""
-    reset = _RESET.match(_without_comments(text))
+    reset = _RESET.match(without_comments(text))
     if reset:
         return reset.group("name").strip('"').lower(), None
-    match = _SET.match(_without_comments(text))
+    match = _SET.match(without_comments(text))
     if not match:
         return None
     value = match.group("value").strip()
@@ -128,7 +128,7 @@ def setting(text: str) -> tuple[str, str | None] | None:
     return match.group("name").strip('"').lower(), value
 
 
-def _without_comments(text: str) -> str:
+def without_comments(text: str) -> str:
     """`text` with its -- and /* */ comments made spaces (strings and quoted names kept)."""
     if "--" not in text and "/*" not in text:
         return text
@@ -207,17 +207,17 @@ def is_show_models(text: str) -> bool:
 
 def explain_has_options(text: str) -> bool:
     """EXPLAIN (FORMAT json) ...: options, where `EXPLAIN (SELECT ...)` explains a query."""
-    return _EXPLAIN_OPTIONS.match(_without_comments(text)) is not None
+    return _EXPLAIN_OPTIONS.match(without_comments(text)) is not None
 
 
 def explain_runs_a_write(text: str) -> bool:
     """EXPLAIN ANALYZE runs what it explains: of anything but a query, a write or DDL."""
-    return _EXPLAIN_ANALYZE_OTHER.match(_without_comments(text)) is not None
+    return _EXPLAIN_ANALYZE_OTHER.match(without_comments(text)) is not None
 
 
 def explain(text: str) -> tuple[bool, str] | None:
     """(analyze?, the statement explained) for EXPLAIN text, else None."""
-    match = _EXPLAIN.match(_without_comments(text))
+    match = _EXPLAIN.match(without_comments(text))
     if not match:
         return None
     return bool(match.group("analyze")), match.group("body")

@@ -53,6 +53,10 @@ def index_names(cur) -> list[str]:
     ("CREATE INDEX a ON words USING faiss (w)", "cannot index w: it is list<.*string>"
      ", not a vector of numbers"),
     ("CREATE INDEX art_w ON items USING faiss (v)", "an index named art_w exists already"),
+    ("CREATE INDEX a ON items USING faiss (v) WITH (kind = 'hnsw', kind = 'ivf')",
+     "index option kind is given twice"),
+    (f"CREATE INDEX {'n' * 300} ON items USING faiss (v)",
+     "an index name has at most 128 bytes"),  # a raw OSError before
     ("CREATE INDEX a ON items USING faiss (v, id)", "an index reads one vector expression$"),
     ("CREATE INDEX a ON items USING faiss (v +)", "v \\+ on items: it is not a valid SQL"
      " expression$"),
@@ -275,3 +279,13 @@ def test_a_vector_of_another_length_written_later(cur):
     cur.execute("DELETE FROM items WHERE id = 1001")
     assert cur.execute(unfiltered).fetchall() == [(199,), (198,), (197,)]
     assert "strategy search" in _strategy(cur, unfiltered)
+
+
+def test_index_statements_with_comments(cur):
+    """Before, a comment sent them to DuckDB: 'Unknown index type: faiss', 'Table INDEXES
+    does not exist', and DROP INDEX said the index did not exist."""
+    make_table(cur)
+    cur.execute("/* vectors */ CREATE INDEX c ON items USING faiss (v) -- the default kind")
+    assert [row[0] for row in cur.execute("SHOW INDEXES -- all").fetchall()] == ["c"]
+    cur.execute("DROP INDEX c -- done")
+    assert cur.execute("SHOW INDEXES").fetchall() == []
