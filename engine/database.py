@@ -12,6 +12,7 @@ import json
 import os
 import struct
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +86,25 @@ CREATE OR REPLACE TEMP MACRO read_media(pattern) AS TABLE
     FROM read_blob(coalesce(pattern,
                             error('read_media needs a file name or glob pattern, got NULL')));
 """
+
+
+class KeptPerGeneration:
+    """Answers read from DuckDB, kept while the database's catalog generation they were read
+    at holds (see Database.names_may_lead_elsewhere): a search repeated asks nothing."""
+
+    def __init__(self, generation: Callable[[], int]) -> None:
+        self._generation = generation  # () -> the database's catalog generation now
+        self._kept: dict[Any, Any] = {}
+        self._read_at = -1
+
+    def get(self, key: Any, read: Callable[[], Any]) -> Any:
+        now = self._generation()
+        if now != self._read_at:
+            self._kept.clear()
+            self._read_at = now
+        if key not in self._kept:
+            self._kept[key] = read()
+        return self._kept[key]
 
 
 class Database:

@@ -33,6 +33,7 @@ from quarrydb.engine.sqltree import (
     DIALECT,
     NULLS_LAST_WRITTEN,
     comparable,
+    foreign_columns,
     from_clause,
     is_constant,
     is_volatile,
@@ -141,7 +142,7 @@ def match(tree: exp.Expression, catalog: VectorCatalog, names: frozenset[str]
     first, second = call.expressions
     for indexed, probe in ((first, second), (second, first)):
         if (not is_constant(probe) or is_volatile(probe) or is_constant(indexed)
-                or not _columns_of(indexed, table)):
+                or foreign_columns(indexed, table.alias_or_name)):
             continue
         wanted = comparable(indexed)
         for info in catalog.all():
@@ -176,15 +177,6 @@ def _plain_table(table: exp.Table) -> bool:
         return False
     return not any(value for key, value in table.args.items()
                    if key not in ("this", "db", "catalog", "alias", "sample"))
-
-
-def _columns_of(expression: exp.Expression, table: exp.Table) -> bool:
-    """Whether every column `expression` names is the table's own: unqualified, or qualified
-    by the name FROM gives the table. (`s.v` may be a struct's field, `other.v` an error.)"""
-    name = table.alias_or_name.lower()
-    return all(not column.args.get("db") and not column.args.get("catalog")
-               and column.table.lower() in ("", name)
-               for column in expression.find_all(exp.Column))
 
 
 def _limit_options(limit: exp.Limit) -> bool:

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import duckdb
+
+from quarrydb.engine.database import KeptPerGeneration
 
 # quarrydb's own macros (engine/database.py): none of them sees more than its row.
 ENGINE_MACROS = frozenset({"similarity", "distance", "image", "audio"})
@@ -60,21 +61,10 @@ class OrderingFacts:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, generation: Callable[[], int]) -> None:
         self._con = con
-        self._generation = generation
-        self._kept: dict[str, object] = {}
-        self._read_at = -1
+        self._kept = KeptPerGeneration(generation)
 
     def sort_defaults(self) -> SortDefaults:
-        return self._kept_or_read("sort", sort_defaults)
+        return self._kept.get("sort", lambda: sort_defaults(self._con))
 
     def user_macros(self) -> frozenset[str]:
-        return self._kept_or_read("macros", user_macros)
-
-    def _kept_or_read(self, key: str, read: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
-        generation = self._generation()
-        if generation != self._read_at:
-            self._kept.clear()
-            self._read_at = generation
-        if key not in self._kept:
-            self._kept[key] = read(self._con)
-        return self._kept[key]
+        return self._kept.get("macros", lambda: user_macros(self._con))

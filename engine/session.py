@@ -180,9 +180,13 @@ class Session:
 
     def _after_unknown_write(self) -> None:
         """After EXPLAIN ANALYZE of a write or DDL, which runs it: tables may have changed
-        rows, or names may lead elsewhere. Each index diffs its whole table at its next use
-        (in a transaction: again after it ends, see _transaction_ended)."""
+        rows, or names may lead elsewhere."""
         self.database.names_may_lead_elsewhere()
+        self._rows_may_have_changed()
+
+    def _rows_may_have_changed(self) -> None:
+        """Each index diffs its whole table at its next use (in a transaction: again after it
+        ends, see _transaction_ended)."""
         self.database.forget_syncs()
         if self.vectors.in_transaction:
             self._transaction_writes.append(None)
@@ -259,13 +263,12 @@ class Session:
                 self.database.checkpoint_ran()
             if ((statement.kind not in READ_KINDS or imports) and noted is None
                     and not statements.changes_no_rows(statement)):  # tables may have changed
-                self.database.forget_syncs()
-                if self.vectors.in_transaction:
-                    self._transaction_writes.append(None)
-                elif statement.kind == "DROP":
-                    self.vectors.drop_orphans()
-                elif statement.kind == "CREATE":
-                    self.vectors.drop_replaced()
+                self._rows_may_have_changed()
+                if not self.vectors.in_transaction:  # else when it ends: _transaction_ended
+                    if statement.kind == "DROP":
+                        self.vectors.drop_orphans()
+                    elif statement.kind == "CREATE":
+                        self.vectors.drop_replaced()
 
     def _refuse_unplannable(self, statement: statements.Statement) -> None:
         """PREPARE and EXPLAIN's options of a statement with a model call, refused with what to

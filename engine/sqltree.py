@@ -158,6 +158,14 @@ def without_qualifiers(node: exp.Expression) -> exp.Expression:
     return node
 
 
+def foreign_columns(node: exp.Expression, table_name: str) -> list[exp.Column]:
+    """The columns `node` names with a qualifier other than `table_name` (the name FROM
+    gives the table): `s.v` may be a struct's field, `other.v` another table's column."""
+    name = table_name.lower()
+    return [column for column in node.find_all(exp.Column) if column.table and (
+        column.table.lower() != name or column.args.get("db") or column.args.get("catalog"))]
+
+
 def comparable(node: exp.Expression | str) -> str:
     """An expression's SQL as DuckDB reads it, to compare two: table qualifiers dropped and
     identifiers in lower case (DuckDB's names are case-insensitive, quoted or not)."""

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 from sqlglot import exp
 
+from quarrydb.engine.database import KeptPerGeneration
 from quarrydb.engine.sqltree import DIALECT
 
 Location = tuple[str, str, str]  # (database, schema, table), in lower case
@@ -67,19 +68,11 @@ class TableLocations:
     def __init__(self, con: duckdb.DuckDBPyConnection, generation: Callable[[], int]
                  ) -> None:
         self._con = con
-        self._generation = generation  # () -> the database's catalog generation now
-        self._known: dict[str, Location | None] = {}
-        self._read_at = -1
+        self._kept = KeptPerGeneration(generation)
 
     def of(self, table: exp.Table | str) -> Location | None:
         text = table if isinstance(table, str) else written_name(table)
-        now = self._generation()
-        if now != self._read_at:
-            self._known.clear()
-            self._read_at = now
-        if text not in self._known:
-            self._known[text] = locate(self._con, text)
-        return self._known[text]
+        return self._kept.get(text, lambda: locate(self._con, text))
 
 
 def _nodes(plan: Any) -> Iterator[dict]:

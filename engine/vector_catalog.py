@@ -38,7 +38,13 @@ from quarrydb.engine.faults import crash_point
 from quarrydb.engine.index_ddl import CreateIndex
 from quarrydb.engine.ordering_facts import OrderingFacts
 from quarrydb.engine.pending_diffs import NotedWrite, PendingDiff
-from quarrydb.engine.sqltree import DIALECT, table_key, to_sql, without_qualifiers
+from quarrydb.engine.sqltree import (
+    DIALECT,
+    foreign_columns,
+    table_key,
+    to_sql,
+    without_qualifiers,
+)
 from quarrydb.engine.table_locations import Location, TableLocations, sql_name
 from quarrydb.engine.vector_index import IndexOptions, VectorIndex, default_kind, unrankable
 
@@ -866,12 +872,12 @@ def _options(given: dict[str, str], rows: int) -> IndexOptions:
 def _refuse_other_qualifiers(expression: exp.Expression, table: str) -> None:
     """A qualifier other than the table's name: `st.v` is a struct's field, which the index
     (whose SQL qualifies every column with its table) would read as the column v."""
-    name = exp.to_table(table, dialect=DIALECT).name.lower()
-    for column in expression.find_all(exp.Column):
-        if column.table and (column.table.lower() != name or column.args.get("db")):
-            raise ProgrammingError(
-                f"cannot index {to_sql(expression)}: {to_sql(column)} names a struct's field"
-                f" or another table (for a field write {column.table}['{column.name}'])")
+    foreign = foreign_columns(expression, exp.to_table(table, dialect=DIALECT).name)
+    if foreign:
+        column = foreign[0]
+        raise ProgrammingError(
+            f"cannot index {to_sql(expression)}: {to_sql(column)} names a struct's field"
+            f" or another table (for a field write {column.table}['{column.name}'])")
 
 
 def _key_of(expression: exp.Expression) -> exp.Expression:
